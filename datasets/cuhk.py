@@ -1,0 +1,2 @@
+# CUHK-PEDES in its public layout; pass --data-root or set dataset.root.
+dataset = dict(type="cuhk", root="data/CUHK-PEDES")

@@ -1,0 +1,158 @@
+"""``harness`` command line: run, eval, data verify, list, leaderboard, new-method."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import HarnessError
+
+
+def _add_run(sub):
+    p = sub.add_parser("run", help="train a method on a dataset, evaluate, and store per-query results")
+    p.add_argument("--method", help="method plugin name (see `harness list`)")
+    p.add_argument("--dataset", help="dataset name (see `harness list`)")
+    p.add_argument("--config", help="mmengine config file (instead of --method/--dataset)")
+    p.add_argument("--data-root", help="dataset root folder (overrides dataset.root)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--work-dir", help="checkpoint/log folder (default: work_dirs/<method>-<dataset>-s<seed>-<hash>)")
+    p.add_argument("--results-dir", help="results store (default: results/)")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
+    p.add_argument("--launcher", default="none", choices=["none", "pytorch"], help="'pytorch' under torchrun (DDP)")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. train.batch_size=32")
+
+
+def cmd_run(a):
+    from .config import load_config, parse_options
+    from .engine.run import run_job
+
+    opts = parse_options(a.cfg_options)
+    if a.seed is not None:
+        opts["seed"] = a.seed
+    if a.epochs is not None:
+        opts.setdefault("train", {})["epochs"] = a.epochs
+    cfg = load_config(a.method, a.dataset, a.config, opts)
+    paths = run_job(cfg, data_root=a.data_root, work_dir=a.work_dir, results_dir=a.results_dir,
+                    resume=not a.no_resume, launcher=a.launcher)
+    for p in paths:
+        rec = json.loads((p / "record.json").read_text())
+        m = rec["metrics"]
+        print(f"{rec['eval_dataset']:>10}: R1 {m['R1']:.2f}  R5 {m['R5']:.2f}  R10 {m['R10']:.2f}  "
+              f"mAP {m['mAP']:.2f}  mINP {m['mINP']:.2f}  -> {p}")
+    return 0
+
+
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="evaluate a trained checkpoint on a dataset (e.g. cross-domain on UFine3C)")
+    p.add_argument("--checkpoint", required=True, help="mmengine checkpoint (its folder holds harness_config.json)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-root")
+    p.add_argument("--split", default="test")
+    p.add_argument("--results-dir")
+
+
+def cmd_eval(a):
+    from .engine.evaluate_checkpoint import evaluate_checkpoint
+
+    for p in evaluate_checkpoint(a.checkpoint, a.dataset, a.data_root, a.split, a.results_dir):
+        rec = json.loads((p / "record.json").read_text())
+        m = rec["metrics"]
+        print(f"{rec['eval_dataset']}: R1 {m['R1']:.2f}  mAP {m['mAP']:.2f}  mINP {m['mINP']:.2f}  -> {p}")
+        for src, sm in rec.get("per_source", {}).items():
+            print(f"    source {src}: R1 {sm['R1']:.2f}  mAP {sm['mAP']:.2f}")
+    return 0
+
+
+def _add_data(sub):
+    p = sub.add_parser("data", help="dataset tools")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    v = dsub.add_parser("verify", help="count ids/images/captions per split and list missing or unreadable images")
+    v.add_argument("--dataset", required=True)
+    v.add_argument("--root", help="dataset root (not needed for synth)")
+    v.add_argument("--annotation-file")
+    v.add_argument("--no-decode", action="store_true", help="only check that image files exist (faster)")
+
+
+def cmd_data(a):
+    from .data.verify import verify
+
+    report = verify(a.dataset, a.root, a.annotation_file, decode=not a.no_decode)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def _add_list(sub):
+    sub.add_parser("list", help="list registered methods, datasets and encoders")
+
+
+def cmd_list(a):
+    from .registry import DATASETS, ENCODERS, METHODS, discover_plugins
+
+    eps = discover_plugins()
+    print("methods:  " + ", ".join(f"{n} ({eps.get(n, 'built-in')})" for n in sorted(METHODS.module_dict)))
+    print("datasets: " + ", ".join(sorted(DATASETS.module_dict)))
+    print("encoders: " + ", ".join(sorted(ENCODERS.module_dict)))
+    return 0
+
+
+def _add_leaderboard(sub):
+    p = sub.add_parser("leaderboard", help="rebuild leaderboard tables from the results store")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--out", default="leaderboards")
+    p.add_argument("--resamples", type=int, default=10000)
+    p.add_argument("--alpha", type=float, default=0.05)
+
+
+def cmd_leaderboard(a):
+    from .leaderboard.build import build_leaderboards
+
+    for p in build_leaderboards(a.results_dir, a.out, resamples=a.resamples, alpha=a.alpha):
+        print(p)
+    return 0
+
+
+def _add_new_method(sub):
+    p = sub.add_parser("new-method", help="scaffold a method plugin package")
+    p.add_argument("name")
+    p.add_argument("--dest", default=".", help="folder in which to create tipr-<name>/")
+
+
+def cmd_new_method(a):
+    from .scaffold import scaffold_method
+
+    path = scaffold_method(a.name, Path(a.dest))
+    print(f"created {path}; install it with: pip install -e {path}")
+    return 0
+
+
+COMMANDS = dict(run=(_add_run, cmd_run), eval=(_add_eval, cmd_eval), data=(_add_data, cmd_data),
+                list=(_add_list, cmd_list), leaderboard=(_add_leaderboard, cmd_leaderboard),
+                **{"new-method": (_add_new_method, cmd_new_method)})
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="harness", description="Text-to-image person retrieval benchmark harness")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks for harness errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return COMMANDS[args.command][1](args)
+    except HarnessError as exc:
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

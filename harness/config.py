@@ -1,0 +1,111 @@
+"""Config resolution: method default <- dataset <- method x dataset override <- command line.
+
+All files are mmengine Python configs; a method x dataset file normally inherits the other two
+through ``_base_``. Unknown keys are rejected with the file and key named.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from mmengine.config import Config, ConfigDict
+
+from .errors import ConfigError, HarnessError
+from .registry import get_method_class
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATASET_CONFIG_DIR = REPO_ROOT / "datasets"
+RUNTIME_CONFIG = Path(__file__).resolve().parent / "configs" / "runtime.py"
+
+ALLOWED = {
+    "": {"seed", "deterministic", "work_root", "results_dir", "train", "optim_wrapper", "param_scheduler", "eval",
+         "method", "dataset", "launcher", "cross_domain"},
+    "train": {"epochs", "batch_size", "num_workers", "cache_images", "eval_interval", "checkpoint_interval",
+              "max_keep_ckpts", "log_interval", "selection", "val_split"},
+    "eval": {"batch_size", "chunk_size", "split"},
+}
+
+
+def method_config_dir(method: str) -> Path:
+    cls = get_method_class(method)
+    d = getattr(cls, "config_dir", None)
+    if d is None or not Path(d).is_dir():
+        raise HarnessError(f"method '{method}' has no config_dir (set <class>.config_dir to its configs folder)")
+    return Path(d)
+
+
+def load_config(method: str | None = None, dataset: str | None = None, config: str | None = None,
+                options: dict | None = None) -> Config:
+    if config:
+        cfg = _fromfile(Path(config))
+    else:
+        if not method or not dataset:
+            raise HarnessError("give --config, or both --method and --dataset")
+        mdir = method_config_dir(method)
+        combo = mdir / f"{dataset}.py"
+        if combo.is_file():
+            cfg = _fromfile(combo)
+        else:
+            cfg = _fromfile(mdir / "default.py")
+            dfile = DATASET_CONFIG_DIR / f"{dataset}.py"
+            if dfile.is_file():
+                cfg.merge_from_dict(_fromfile(dfile).to_dict())
+            else:
+                cfg.merge_from_dict(dict(dataset=dict(type=dataset)))
+    if options:
+        cfg.merge_from_dict(options)
+    validate(cfg, config or f"{method} x {dataset}")
+    return cfg
+
+
+def _fromfile(path: Path) -> Config:
+    if not path.is_file():
+        raise HarnessError(f"config file not found: {path}")
+    try:
+        return Config.fromfile(str(path))
+    except Exception as exc:
+        raise ConfigError(f"{path}: cannot parse config: {exc}") from None
+
+
+def validate(cfg: Config, where: str) -> None:
+    for section, allowed in ALLOWED.items():
+        node = cfg if section == "" else cfg.get(section, {})
+        bad = sorted(set(node.keys()) - allowed)
+        if bad:
+            prefix = f"{section}." if section else ""
+            raise ConfigError(f"{where}: unknown config key(s) {', '.join(prefix + b for b in bad)}; "
+                              f"allowed: {', '.join(sorted(allowed))}")
+    for key in ("method", "dataset"):
+        if "type" not in cfg.get(key, {}):
+            raise ConfigError(f"{where}: '{key}.type' is required")
+
+
+def parse_options(items: list[str] | None) -> dict:
+    """``a.b=1 c=[1,2] d=text`` -> nested dict (values parsed as Python/JSON literals when possible)."""
+    import ast
+
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--cfg-options expects key=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def to_plain(cfg) -> dict:
+    return json.loads(json.dumps(cfg.to_dict() if isinstance(cfg, (Config, ConfigDict)) else cfg, default=str))
+
+
+def config_hash(cfg: dict) -> str:
+    blob = json.dumps({k: v for k, v in cfg.items() if k not in ("seed", "work_root", "results_dir")}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]

@@ -1,0 +1,35 @@
+# Runtime defaults shared by every method config (mmengine Python config).
+seed = 0
+deterministic = True
+work_root = "work_dirs"
+results_dir = "results"
+
+train = dict(
+    epochs=60,
+    batch_size=64,
+    num_workers=0,
+    cache_images=False,  # keep decoded images in memory (small datasets only)
+    eval_interval=0,  # evaluate on the val split every N epochs (0: only at the end)
+    checkpoint_interval=1,
+    max_keep_ckpts=2,
+    log_interval=20,
+    selection="last",  # the reported checkpoint; never selected on the test split
+)
+
+optim_wrapper = dict(
+    optimizer=dict(type="Adam", lr=1e-5, betas=(0.9, 0.999), eps=1e-3, weight_decay=4e-5),
+)
+
+# IRRA: 5-epoch linear warm-up from 0.1x, then cosine to 0, stepped per epoch
+param_scheduler = [
+    dict(type="LinearLR", start_factor=0.1, by_epoch=True, begin=0, end=5, convert_to_iter_based=False),
+    dict(type="CosineAnnealingLR", by_epoch=True, begin=5, end="max_epochs", eta_min=0.0),
+]
+
+eval = dict(
+    batch_size=256,
+    chunk_size=512,
+)
+
+# Dataset configs may add `cross_domain = [dict(type="ufine3c", root=...)]`: extra evaluation sets
+# scored after training. It is not defined here because _base_ files may not share keys.

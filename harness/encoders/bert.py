@@ -1,0 +1,84 @@
+"""BERT text encoder through transformers, loaded from a local folder (no hub access), or a tiny
+randomly initialised preset with a small WordPiece vocabulary for CPU tests and the synth dataset."""
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+from ..errors import HarnessError
+from ..registry import ENCODERS
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# enough whole words for the synth captions; anything else falls back to WordPiece characters
+COMMON_WORDS = """a an the and with of in on is are has have wears wearing wear dressed carrying carries not anything
+his her he she man woman guy lady male female person this that it its black white red blue green yellow grey gray
+purple orange pink brown blonde dark light long short hair cap hat jacket coat t-shirt tee shirt sweater jumper
+trousers pants shorts skirt shoes footwear sneakers boots backpack handbag bag head top bottom also""".split()
+
+
+def tiny_vocab_file(extra_words=()) -> Path:
+    """Write (once) a small WordPiece vocab: specials, characters, ##characters, common words."""
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = SPECIAL + chars + ["##" + c for c in chars] + sorted(set(COMMON_WORDS) | set(extra_words))
+    cache = Path(os.environ.get("TIPR_CACHE", Path.home() / ".cache" / "tipr"))
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"bert-tiny-vocab-{len(vocab)}.txt"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+        os.replace(tmp, path)
+    return path
+
+
+TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
+
+
+class BertEncoder(nn.Module):
+    """``tokenize(captions)`` -> dict of tensors; ``forward(ids, mask)`` -> last hidden states [B, L, H]."""
+
+    def __init__(self, path: str | None = None, preset: str = "tiny", max_length: int = 100, vocab_file: str | None = None):
+        super().__init__()
+        self.max_length = max_length
+        if path:
+            p = Path(path).expanduser()
+            if not (p / "config.json").is_file():
+                raise HarnessError(f"BERT folder {p} has no config.json (expected a local bert-base-uncased copy)")
+            try:
+                self.bert = BertModel.from_pretrained(str(p), local_files_only=True, add_pooling_layer=False)
+                self.tokenizer = BertTokenizerFast.from_pretrained(str(p), local_files_only=True)
+            except OSError as exc:
+                raise HarnessError(f"cannot load BERT from {p}: {exc}") from None
+            self.preset = f"local:{p.name}"
+        elif preset == "tiny":
+            vf = Path(vocab_file) if vocab_file else tiny_vocab_file()
+            self.tokenizer = BertTokenizerFast(vocab_file=str(vf), do_lower_case=True)
+            cfg = BertConfig(vocab_size=self.tokenizer.vocab_size, max_position_embeddings=max(128, max_length), **TINY)
+            self.bert = BertModel(cfg, add_pooling_layer=False)
+            self.preset = "tiny"
+        elif preset == "base":
+            self.tokenizer = BertTokenizerFast(vocab_file=str(vocab_file)) if vocab_file else None
+            if self.tokenizer is None:
+                raise HarnessError("preset 'base' without a local path needs vocab_file=")
+            self.bert = BertModel(BertConfig(), add_pooling_layer=False)
+            self.preset = "base"
+        else:
+            raise HarnessError(f"unknown BERT preset '{preset}'; use 'tiny', 'base' or path=")
+        self.hidden_size = self.bert.config.hidden_size
+
+    def tokenize(self, captions) -> dict:
+        t = self.tokenizer([c.lower() for c in captions], padding="longest", truncation=True,
+                           max_length=self.max_length, return_tensors="pt")
+        return dict(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+@ENCODERS.register_module(name="bert")
+def build_bert(**kwargs) -> BertEncoder:
+    return BertEncoder(**kwargs)

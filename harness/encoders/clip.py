@@ -1,0 +1,119 @@
+"""open_clip CLIP with IRRA's changes: non-square 384x128 input, token-level outputs for both towers.
+
+Both towers return the projected features of *every* token (``ln_post``/``ln_final`` then the
+projection), which IRRA-style methods need for cross-modal and fine-grained losses; the global
+features are the image [CLS] token and the text EOT token.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from open_clip.model import CLIP, resize_pos_embed, resize_text_pos_embed
+from open_clip.tokenizer import SimpleTokenizer
+from torch import nn
+
+from ..errors import HarnessError
+from ..registry import ENCODERS
+
+PRESETS = {
+    # OpenAI ViT-B/16 shape (QuickGELU), as used by IRRA/FMFA
+    "ViT-B-16": dict(embed_dim=512, quick_gelu=True,
+                     vision=dict(layers=12, width=768, patch_size=16, head_width=64),
+                     text=dict(layers=12, width=512, heads=8, vocab_size=49408)),
+    # a few-million-parameter CLIP that trains on two CPU cores in minutes
+    "tiny": dict(embed_dim=128, quick_gelu=True,
+                 vision=dict(layers=2, width=128, patch_size=8, head_width=32),
+                 text=dict(layers=2, width=128, heads=4, vocab_size=49408)),
+}
+
+
+class CLIPEncoder(nn.Module):
+    """Wraps an open_clip ``CLIP`` and exposes token-level encoders plus its tokenizer."""
+
+    def __init__(self, preset: str = "tiny", image_size=(384, 128), context_length: int = 77,
+                 checkpoint: str | None = None):
+        super().__init__()
+        if preset not in PRESETS:
+            raise HarnessError(f"unknown CLIP preset '{preset}'; available: {', '.join(PRESETS)}")
+        p = PRESETS[preset]
+        vision_cfg = dict(image_size=tuple(image_size), **p["vision"])
+        text_cfg = dict(context_length=context_length, **p["text"])
+        self.clip = CLIP(p["embed_dim"], vision_cfg, text_cfg, quick_gelu=p["quick_gelu"])
+        self.preset, self.image_size, self.context_length = preset, tuple(image_size), context_length
+        self.embed_dim = p["embed_dim"]
+        self.vocab_size = p["text"]["vocab_size"]
+        self.tokenizer = SimpleTokenizer(context_length=context_length)
+        self.sot_token_id = self.tokenizer.sot_token_id
+        self.eot_token_id = self.tokenizer.eot_token_id
+        # IRRA pops the last BPE merge and uses its id (49405) for <|mask|>, keeping the vocab at 49408.
+        self.mask_token_id = self.vocab_size - 3
+        if checkpoint:
+            self.load_checkpoint(checkpoint)
+
+    # ---------------------------------------------------------------- weights
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load OpenAI JIT archives or open_clip/plain state dicts from a local path.
+
+        The 14x14 position grid of a 224px checkpoint is resized bilinearly to the (H/16, W/16) grid.
+        """
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise HarnessError(f"CLIP checkpoint not found: {path}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sd = torch.jit.load(str(path), map_location="cpu").state_dict()
+        except Exception:
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise HarnessError(f"cannot read CLIP checkpoint {path}: {exc}") from None
+            sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+            if not isinstance(sd, dict):
+                raise HarnessError(f"{path}: expected a state dict or a JIT archive")
+        sd = {k.removeprefix("module."): v for k, v in sd.items()}
+        for k in ("input_resolution", "context_length", "vocab_size"):
+            sd.pop(k, None)
+        resize_pos_embed(sd, self.clip, interpolation="bilinear", antialias=False)
+        resize_text_pos_embed(sd, self.clip)
+        missing, unexpected = self.clip.load_state_dict(sd, strict=False)
+        missing = [k for k in missing if k not in ("logit_scale",)]
+        if missing or unexpected:
+            raise HarnessError(f"{path}: checkpoint does not match preset '{self.preset}' "
+                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+
+    # ---------------------------------------------------------------- text
+    def tokenize(self, captions) -> torch.Tensor:
+        """[SOT] BPE [EOT], zero-padded; over-long captions are cut and end in EOT (IRRA rule)."""
+        return self.tokenizer(list(captions), context_length=self.context_length)
+
+    def truncation_rate(self, captions) -> float:
+        n = sum(len(self.tokenizer.encode(c)) + 2 > self.context_length for c in captions)
+        return n / max(1, len(captions))
+
+    def encode_text_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        t = self.clip.transformer if hasattr(self.clip, "transformer") else self.clip.text.transformer
+        x = self.clip.token_embedding(ids)
+        x = x + self.clip.positional_embedding[: ids.shape[1]].to(x.dtype)
+        x = t(x, attn_mask=self.clip.attn_mask[: ids.shape[1], : ids.shape[1]])
+        x = self.clip.ln_final(x)
+        return x @ self.clip.text_projection
+
+    @staticmethod
+    def eot_index(ids: torch.Tensor) -> torch.Tensor:
+        return ids.argmax(dim=-1)  # EOT has the largest id
+
+    # ---------------------------------------------------------------- image
+    def encode_image_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        v = self.clip.visual
+        x = v._embeds(images)
+        x = v.transformer(x)
+        x = v.ln_post(x)
+        return x @ v.proj
+
+
+@ENCODERS.register_module(name="clip")
+def build_clip(**kwargs) -> CLIPEncoder:
+    return CLIPEncoder(**kwargs)

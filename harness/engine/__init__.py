@@ -1,0 +1,1 @@
+"""Training and evaluation on top of mmengine's Runner."""

@@ -1,0 +1,35 @@
+"""Adapts a ``RetrievalMethod`` to mmengine's ``BaseModel`` (forward in 'loss' mode only)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from mmengine.model import BaseModel
+
+from ..data.loading import sample_seed
+from ..errors import TrainingDivergedError
+
+
+class HarnessModel(BaseModel):
+    """Calls ``method.loss(batch)``; refuses NaN/Inf losses with a clear error naming the term."""
+
+    def __init__(self, method, seed: int = 0):
+        super().__init__()
+        self.method = method
+        self.seed = seed
+        self._step = 0
+
+    def forward(self, images, captions, pids, image_ids, indices, epoch=0, mode: str = "loss"):
+        if mode != "loss":
+            raise ValueError("HarnessModel only trains; evaluation goes through harness.engine.evaluate")
+        g = torch.Generator().manual_seed(sample_seed(self.seed + 7, int(epoch), int(indices[0])))
+        batch = dict(images=images, captions=captions, pids=pids, image_ids=image_ids, generator=g)
+        losses = self.method.loss(batch)
+        self._step += 1
+        for name, value in losses.items():
+            v = float(value.detach())
+            if not math.isfinite(v):
+                raise TrainingDivergedError(
+                    f"loss term '{name}' became {v} at epoch {int(epoch) + 1}, step {self._step}; "
+                    "nothing was written to the results store (lower the learning rate or check the data)")
+        return losses

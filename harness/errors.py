@@ -1,0 +1,38 @@
+"""Error types that name the file and field at fault, so the CLI can print one clear line."""
+
+
+class HarnessError(Exception):
+    """Base class for errors the CLI reports without a traceback (exit code 2)."""
+
+
+class AnnotationError(HarnessError):
+    """A dataset annotation file is malformed; names the file, the record and the field."""
+
+    def __init__(self, path, message, index=None, field=None):
+        where = str(path)
+        if index is not None:
+            where += f" [record {index}]"
+        if field is not None:
+            where += f" field '{field}'"
+        super().__init__(f"{where}: {message}")
+        self.path, self.index, self.field = path, index, field
+
+
+class ImageError(HarnessError):
+    """An image is missing or cannot be decoded."""
+
+
+class UnknownNameError(HarnessError):
+    """A method, dataset or encoder name that no registry knows."""
+
+    def __init__(self, kind, name, available):
+        names = ", ".join(sorted(available)) or "(none)"
+        super().__init__(f"unknown {kind} '{name}'; available: {names}")
+
+
+class ConfigError(HarnessError):
+    """A config key that the target does not accept, or a missing required key."""
+
+
+class TrainingDivergedError(HarnessError):
+    """Loss became NaN or infinite; the run is stopped before anything is written to the results store."""

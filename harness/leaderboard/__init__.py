@@ -1,0 +1,1 @@
+"""Leaderboard tables and significance tests, built only from the results store."""

@@ -1,0 +1,70 @@
+"""The method plugin interface: the only surface the harness core uses to talk to a method.
+
+A method is an ``nn.Module`` that turns images and captions into embeddings and computes its
+training losses. The harness owns data loading, L2 normalisation, similarity, ranking, metrics,
+checkpoints and the results store, so every method is scored by the same code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What the harness must feed ``encode_image``: size (H, W) and normalisation statistics."""
+
+    size: tuple[int, int] = (384, 128)
+    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+    train_views: int = 1  # IVT-style methods ask for several augmentations per sample
+    augment: dict = field(default_factory=lambda: dict(flip=True, pad_crop=10, erasing=0.5))
+
+
+class RetrievalMethod(nn.Module):
+    """Base class of every method plugin.
+
+    Subclasses implement ``tokenize``, ``encode_image``, ``encode_text`` and ``loss``. A batch
+    passed to ``loss`` is a dict with:
+
+    - ``images``: FloatTensor [B, 3, H, W] (or [B, V, 3, H, W] when ``image_spec.train_views`` > 1)
+    - ``captions``: list of B strings
+    - ``pids``: LongTensor [B], contiguous training identity labels
+    - ``image_ids``: LongTensor [B], index of the image in the training split
+    - ``generator``: torch.Generator seeded per (seed, epoch, step), for reproducible masking
+    """
+
+    #: how scores should be read by metrics that depend on the raw score scale (mSD)
+    score_type: str = "cosine"
+
+    def __init__(self, num_classes: int = 0, **kwargs: Any):
+        super().__init__()
+        self.num_classes = num_classes
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected config keys: {sorted(kwargs)}")
+
+    @property
+    def image_spec(self) -> ImageSpec:
+        return ImageSpec()
+
+    def tokenize(self, captions: Sequence[str]) -> Any:
+        raise NotImplementedError
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> [B, D] (the harness L2-normalises)."""
+        raise NotImplementedError
+
+    def encode_text(self, text: Any) -> torch.Tensor:
+        """Output of ``tokenize`` -> [B, D]."""
+        raise NotImplementedError
+
+    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Return named loss terms; the harness sums every value whose key contains 'loss'."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Facts recorded with every result (deviations from paper/code, modes)."""
+        return {}

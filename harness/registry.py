@@ -1,0 +1,77 @@
+"""mmengine registries for methods, datasets and encoders, plus entry-point plugin discovery.
+
+Third-party method packages register under the ``tipr.methods`` entry-point group; the
+harness imports them lazily the first time a method is looked up, so a broken plugin only
+breaks runs that use it.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import logging
+import warnings
+
+from mmengine.registry import Registry
+
+from .errors import UnknownNameError
+
+METHODS = Registry("tipr_method", scope="tipr")
+DATASETS = Registry("tipr_dataset", scope="tipr")
+ENCODERS = Registry("tipr_encoder", scope="tipr")
+
+ENTRY_POINT_GROUP = "tipr.methods"
+_discovered = False
+log = logging.getLogger(__name__)
+
+
+def _builtin_imports():
+    # Importing these modules runs their @register_module decorators.
+    from .data import formats, synth  # noqa: F401
+    from .encoders import clip, bert  # noqa: F401
+
+
+def discover_plugins(force: bool = False) -> dict[str, str]:
+    """Load every ``tipr.methods`` entry point and register its class in METHODS.
+
+    Returns {name: 'module:attr'} for the entry points seen. A plugin that fails to import
+    is reported as a warning and skipped.
+    """
+    global _discovered
+    _builtin_imports()
+    seen = {}
+    if _discovered and not force:
+        return {ep.name: ep.value for ep in md.entry_points(group=ENTRY_POINT_GROUP)}
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        seen[ep.name] = ep.value
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not take the harness down
+            warnings.warn(f"method plugin '{ep.name}' ({ep.value}) failed to import: {exc}")
+            continue
+        if METHODS.get(ep.name) is None:
+            METHODS.register_module(name=ep.name, module=cls, force=True)
+    _discovered = True
+    return seen
+
+
+def get_method_class(name: str):
+    discover_plugins()
+    cls = METHODS.get(name)
+    if cls is None:
+        raise UnknownNameError("method", name, METHODS.module_dict.keys())
+    return cls
+
+
+def get_dataset_class(name: str):
+    _builtin_imports()
+    cls = DATASETS.get(name)
+    if cls is None:
+        raise UnknownNameError("dataset", name, DATASETS.module_dict.keys())
+    return cls
+
+
+def get_encoder_builder(name: str):
+    _builtin_imports()
+    fn = ENCODERS.get(name)
+    if fn is None:
+        raise UnknownNameError("encoder", name, ENCODERS.module_dict.keys())
+    return fn

@@ -1,0 +1,1 @@
+"""Method plugins shipped with the harness (each registers through the ``tipr.methods`` entry point)."""

@@ -1,0 +1,139 @@
+"""FMFA on an IRRA-style CLIP: A-SDM + ID + IRR (MLM through a cross-modal encoder) + EFA.
+
+Test-time scoring uses only the global features (image [CLS], text EOT), as in IRRA and FMFA;
+the cross-modal encoder and EFA run in training only.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from open_clip.transformer import QuickGELU, Transformer
+from torch import nn
+
+from harness.encoders.clip import CLIPEncoder
+from harness.plugin import ImageSpec, RetrievalMethod
+
+from . import losses as L
+
+MODES = ("official_code", "paper")
+
+
+class FMFA(RetrievalMethod):
+    """Fine-grained alignment (FMFA, arXiv 2509.13754) as a harness plugin."""
+
+    def __init__(self, num_classes: int = 0, encoder: dict | None = None, losses=("asdm", "id", "mlm", "efa"),
+                 temperature: float = 0.02, asdm_mode: str = "code", asdm_alpha: float = 0.1,
+                 efa_margins=(0.1, 0.9), efa_row_normalise: bool = True, efa_mask_padding: bool = False,
+                 cmt_depth: int = 4, mlm_contaminates_global: bool = True, mode: str = "official_code",
+                 loss_weights: dict | None = None, **kwargs):
+        super().__init__(num_classes=num_classes, **kwargs)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        unknown = set(losses) - {"sdm", "asdm", "id", "mlm", "efa", "itc"}
+        if unknown:
+            raise ValueError(f"unknown FMFA loss names {sorted(unknown)}")
+        enc = dict(encoder or {})
+        enc.pop("type", None)
+        self.encoder = CLIPEncoder(**enc)
+        d = self.encoder.embed_dim
+        self.losses = tuple(losses)
+        self.logit_scale = 1.0 / temperature  # fixed, not learnable (IRRA)
+        self.asdm_mode, self.asdm_alpha = asdm_mode, asdm_alpha
+        self.efa_margins, self.efa_row_normalise, self.efa_mask_padding = tuple(efa_margins), efa_row_normalise, efa_mask_padding
+        self.mlm_contaminates_global = mlm_contaminates_global
+        self.mode = mode
+        self.loss_weights = dict(loss_weights or {})
+        if "id" in self.losses:
+            if num_classes <= 0:
+                raise ValueError("the ID loss needs num_classes > 0")
+            self.classifier = nn.Linear(d, num_classes)
+            nn.init.normal_(self.classifier.weight, std=0.001)
+            nn.init.zeros_(self.classifier.bias)
+        if "mlm" in self.losses:
+            heads = max(1, d // 64)
+            self.cross_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+            self.cross_modal_transformer = Transformer(width=d, layers=cmt_depth, heads=heads)
+            self.ln_pre_t, self.ln_pre_i, self.ln_post = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+            self.mlm_head = nn.Sequential(OrderedDict(
+                dense=nn.Linear(d, d), gelu=QuickGELU(), ln=nn.LayerNorm(d), fc=nn.Linear(d, self.encoder.vocab_size)))
+            self._init_cross(d, cmt_depth)
+
+    def _init_cross(self, d, depth):
+        scale = d ** -0.5
+        proj_std, attn_std, fc_std = scale * (2 * depth) ** -0.5, scale, (2 * d) ** -0.5
+        for blk in self.cross_modal_transformer.resblocks:
+            nn.init.normal_(blk.attn.in_proj_weight, std=attn_std)
+            nn.init.normal_(blk.attn.out_proj.weight, std=proj_std)
+            nn.init.normal_(blk.mlp.c_fc.weight, std=fc_std)
+            nn.init.normal_(blk.mlp.c_proj.weight, std=proj_std)
+        nn.init.normal_(self.cross_attn.in_proj_weight, std=attn_std)
+        nn.init.normal_(self.cross_attn.out_proj.weight, std=proj_std)
+        nn.init.normal_(self.mlm_head.dense.weight, std=fc_std)
+        nn.init.normal_(self.mlm_head.fc.weight, std=proj_std)
+
+    # ------------------------------------------------------------------ interface
+    @property
+    def image_spec(self) -> ImageSpec:
+        return ImageSpec(size=self.encoder.image_size)
+
+    def tokenize(self, captions):
+        return self.encoder.tokenize(captions)
+
+    def encode_image(self, images):
+        return self.encoder.encode_image_tokens(images)[:, 0].float()
+
+    def encode_text(self, ids):
+        tokens = self.encoder.encode_text_tokens(ids)
+        return tokens[torch.arange(len(ids)), self.encoder.eot_index(ids)].float()
+
+    def describe(self):
+        return dict(mode=self.mode, asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha, efa_margins=list(self.efa_margins),
+                    efa_row_normalise=self.efa_row_normalise, mlm_contaminates_global=self.mlm_contaminates_global,
+                    losses=list(self.losses), temperature=1.0 / self.logit_scale, encoder=self.encoder.preset)
+
+    # ------------------------------------------------------------------ training
+    def _cross_former(self, q, kv):
+        x = self.cross_attn(self.ln_pre_t(q), self.ln_pre_i(kv), self.ln_pre_i(kv), need_weights=False)[0]
+        return self.ln_post(self.cross_modal_transformer(x))
+
+    def loss(self, batch):
+        images, pids = batch["images"], batch["pids"]
+        ids = self.tokenize(batch["captions"]).to(images.device)
+        out = {}
+        mlm_ids = labels = None
+        if "mlm" in self.losses:
+            mlm_ids, labels = L.mask_tokens(ids.cpu(), self.encoder.mask_token_id, batch.get("generator"))
+            mlm_ids, labels = mlm_ids.to(ids.device), labels.to(ids.device)
+        # IRRA/FMFA mask the caption in place, so the global branch sees the masked text (issues #13, #29)
+        global_ids = mlm_ids if (mlm_ids is not None and self.mlm_contaminates_global) else ids
+        img_tokens = self.encoder.encode_image_tokens(images)
+        txt_tokens = self.encoder.encode_text_tokens(global_ids)
+        i_feat = img_tokens[:, 0].float()
+        t_feat = txt_tokens[torch.arange(len(ids)), self.encoder.eot_index(global_ids)].float()
+        if "itc" in self.losses:
+            logits = self.logit_scale * torch.nn.functional.normalize(t_feat, dim=-1) @ torch.nn.functional.normalize(i_feat, dim=-1).t()
+            tgt = torch.arange(len(ids), device=logits.device)
+            out["itc_loss"] = 0.5 * (torch.nn.functional.cross_entropy(logits, tgt) + torch.nn.functional.cross_entropy(logits.t(), tgt))
+        if "sdm" in self.losses or "asdm" in self.losses:
+            mode = self.asdm_mode if "asdm" in self.losses else "off"
+            out["sdm_loss"] = L.sdm_loss(i_feat, t_feat, pids, self.logit_scale, asdm=mode, alpha=self.asdm_alpha)
+        if "id" in self.losses:
+            out["id_loss"] = L.id_loss(self.classifier, i_feat, t_feat, pids)
+        if "mlm" in self.losses:
+            mlm_tokens = self.encoder.encode_text_tokens(mlm_ids)
+            x = self._cross_former(mlm_tokens, img_tokens)
+            sel = labels > 0  # the head only runs on picked positions: same loss, a fraction of the FLOPs
+            scores = self.mlm_head(x[sel]).float()
+            out["mlm_loss"] = torch.nn.functional.cross_entropy(scores, labels[sel])
+        if "efa" in self.losses:
+            patches = img_tokens[:, 1:]
+            e = L.efa_aggregate(txt_tokens, patches)
+            mask = (global_ids > 0) if self.efa_mask_padding else None
+            m_t, m_v = self.efa_margins
+            out["efa_loss"] = (L.efa_contrast(txt_tokens, e, m_t, row_normalise=self.efa_row_normalise, x_mask=mask)
+                               + L.efa_contrast(patches, e, m_v, row_normalise=self.efa_row_normalise))
+        for k, w in self.loss_weights.items():
+            if k in out:
+                out[k] = out[k] * w
+        return out
