@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from mmengine.dist import get_rank, is_main_process
-from mmengine.runner import Runner
+from mmengine.runner import Runner, set_random_seed
 
 from .. import __version__
 from ..config import REPO_ROOT, config_hash, to_plain
@@ -95,6 +95,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
         raise HarnessError(f"{splits.annotation_file}: the test split is empty")
     require_images(splits.train + splits.val + splits.test, splits.image_root, splits.name)
     num_classes = len({r.pid for r in splits.train})
+    set_random_seed(seed, deterministic=bool(cfg.deterministic))  # weights are initialised before the Runner exists
     method = build_method(cfg.method, num_classes)
     tr = cfg.train
     train_set = TrainPairs(splits.train, splits.image_root, method.image_spec, seed=seed, cache_images=tr.cache_images)
