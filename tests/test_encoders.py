@@ -1,0 +1,53 @@
+import pytest
+import torch
+from open_clip.model import CLIP
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+from harness.encoders.bert import BertEncoder, tiny_vocab_file
+from harness.encoders.clip import PRESETS, CLIPEncoder
+from harness.errors import HarnessError
+
+
+def test_clip_checkpoint_with_square_grid_is_resized_to_384x128_layout(tmp_path):
+    p = PRESETS["tiny"]
+    square = CLIP(p["embed_dim"], dict(image_size=64, **p["vision"]), dict(context_length=32, **p["text"]), quick_gelu=True)
+    torch.save(square.state_dict(), tmp_path / "clip.pt")
+    enc = CLIPEncoder("tiny", image_size=(96, 32), context_length=32, checkpoint=str(tmp_path / "clip.pt"))
+    assert enc.clip.visual.positional_embedding.shape == (12 * 4 + 1, 128)
+    assert torch.equal(enc.clip.visual.positional_embedding[0], square.visual.positional_embedding[0])  # CLS kept
+    assert torch.equal(enc.clip.token_embedding.weight, square.token_embedding.weight)
+    assert enc.encode_image_tokens(torch.randn(2, 3, 96, 32)).shape == (2, 49, 128)
+
+
+def test_clip_bad_checkpoints_are_reported(tmp_path):
+    with pytest.raises(HarnessError, match="not found"):
+        CLIPEncoder("tiny", checkpoint=str(tmp_path / "missing.pt"))
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(HarnessError, match="cannot read"):
+        CLIPEncoder("tiny", checkpoint=str(tmp_path / "junk.pt"))
+    torch.save({"foo": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(HarnessError, match="does not match"):
+        CLIPEncoder("tiny", checkpoint=str(tmp_path / "other.pt"))
+
+
+def test_tokenizer_truncates_with_eot_last():
+    enc = CLIPEncoder("tiny", image_size=(32, 16), context_length=16)
+    ids = enc.tokenize(["word " * 50, "short"])
+    assert ids[0, -1] == enc.eot_token_id and ids[0, 0] == enc.sot_token_id
+    assert enc.eot_index(ids).tolist() == [15, 2]
+    assert enc.truncation_rate(["word " * 50, "short"]) == 0.5
+
+
+def test_bert_loads_from_a_local_folder(tmp_path):
+    tok = BertTokenizerFast(vocab_file=str(tiny_vocab_file()))
+    model = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=64), add_pooling_layer=False)
+    model.save_pretrained(tmp_path / "bert")
+    tok.save_pretrained(tmp_path / "bert")
+    enc = BertEncoder(path=str(tmp_path / "bert"))
+    t = enc.tokenize(["A woman in a RED coat", "man"])
+    out = enc(**t)
+    assert out.shape[:2] == t["input_ids"].shape and out.shape[-1] == 32
+    assert torch.equal(enc.bert.embeddings.word_embeddings.weight, model.embeddings.word_embeddings.weight)
+    with pytest.raises(HarnessError, match="no config.json"):
+        BertEncoder(path=str(tmp_path))
