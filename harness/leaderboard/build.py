@@ -78,7 +78,7 @@ def in_domain_tables(records, resamples: int, alpha: float):
     return out
 
 
-def _fmt_table(ds, table, comp, best, alpha):
+def _fmt_table(ds, table, comp):
     sig = set()
     if len(comp):
         sig = {(r.method, r.metric) for r in comp.itertuples() if r.significant}
@@ -110,19 +110,16 @@ def build_leaderboards(results_dir="results", out="leaderboards", resamples: int
           "Rows marked 'reported' are the papers' numbers on the real datasets, not produced here.", ""]
     html_parts = []
     for ds, (table, comp, best) in in_domain_tables(records, resamples, alpha).items():
-        rows = _fmt_table(ds, table, comp, best, alpha)
-        md += [f"## {ds}", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+        rows = _fmt_table(ds, table, comp)
+        md += [f"## {ds}", "", _write_table(out, ds, rows, headers), ""]
         if len(comp):
-            c = comp.copy()
             md += [f"Comparisons against **{best}** (Δ = {best} − method, percentage points):", "",
                    tabulate([[r.method, r.metric, f"{r.delta:+.2f}", f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
                               f"{r.p_identity:.4f}", f"{r.p_holm:.4f}", f"{r.p_query:.4f}",
-                              "-" if r.p_seeds is None or pd.isna(r.p_seeds) else f"{r.p_seeds:.3f}"] for r in c.itertuples()],
+                              "-" if r.p_seeds is None or pd.isna(r.p_seeds) else f"{r.p_seeds:.3f}"] for r in comp.itertuples()],
                             headers=["method", "metric", "Δ", "95% CI (identity bootstrap)", "p (identity)", "p Holm",
                                      "p (query)", "p seeds (Welch)"], tablefmt="github", disable_numparse=True), ""]
-            c.to_csv(out / f"{ds}_comparisons.csv", index=False)
-        pd.DataFrame(rows, columns=headers).to_csv(out / f"{ds}.csv", index=False)
-        (out / f"{ds}.tex").write_text(tabulate(rows, headers=headers, tablefmt="latex_booktabs", disable_numparse=True) + "\n")
+            comp.to_csv(out / f"{ds}_comparisons.csv", index=False)
         written += [out / f"{ds}.csv", out / f"{ds}.tex"]
         html_parts.append((ds, rows, headers, _rk_plot(records, ds)))
     xrows = cross_domain_rows(records)
@@ -131,14 +128,19 @@ def build_leaderboards(results_dir="results", out="leaderboards", resamples: int
         md += ["## Cross-domain", "", "Trained on `train`, evaluated without adaptation on `eval` (gallery kept whole; "
                "per-source R1 computed from the per-query results). mSD is the rank-ordered definition (see "
                "harness/evaluation/ranking.py), not the released script's.", "",
-               tabulate(xrows, headers=xh, tablefmt="github", disable_numparse=True), ""]
-        pd.DataFrame(xrows, columns=xh).to_csv(out / "cross_domain.csv", index=False)
-        (out / "cross_domain.tex").write_text(tabulate(xrows, headers=xh, tablefmt="latex_booktabs", disable_numparse=True) + "\n")
+               _write_table(out, "cross_domain", xrows, xh), ""]
         written += [out / "cross_domain.csv", out / "cross_domain.tex"]
         html_parts.append(("cross-domain", xrows, xh, None))
     (out / "README.md").write_text("\n".join(md) + "\n")
     (out / "index.html").write_text(_html(html_parts))
     return [out / "README.md", out / "index.html"] + written
+
+
+def _write_table(out: Path, name: str, rows, headers) -> str:
+    """Write ``name``.csv and ``name``.tex; return the Markdown rendering for the README."""
+    pd.DataFrame(rows, columns=headers).to_csv(out / f"{name}.csv", index=False)
+    (out / f"{name}.tex").write_text(tabulate(rows, headers=headers, tablefmt="latex_booktabs", disable_numparse=True) + "\n")
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def cross_domain_rows(records):
