@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs the benchmark grid (methods x datasets x seeds) and rebuilds every leaderboard table.
 # Default: the built-in synthetic dataset, so it runs anywhere. Override with environment variables:
-#   METHODS="fmfa" DATASETS="synth" SEEDS="0 1 2" RESULTS=results OUT=leaderboards ./run_all.sh
+#   METHODS="fmfa ivt lgur" DATASETS="synth" SEEDS="0 1 2" RESULTS=results OUT=leaderboards ./run_all.sh
 #   DATASETS="cuhk icfg" DATA_ROOT_cuhk=/data/CUHK-PEDES DATA_ROOT_icfg=/data/ICFG-PEDES ./run_all.sh
 # Finished runs are not repeated: a rerun resumes from checkpoints, and the leaderboard keeps the
 # newest record per (method, dataset, seed, config).
 set -euo pipefail
 cd "$(dirname "$0")"
-METHODS=${METHODS:-"fmfa"}
+METHODS=${METHODS:-"fmfa ivt lgur"}
 DATASETS=${DATASETS:-"synth"}
 SEEDS=${SEEDS:-"0 1 2"}
 RESULTS=${RESULTS:-results}

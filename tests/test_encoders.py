@@ -3,7 +3,7 @@ import torch
 from open_clip.model import CLIP
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
-from harness.encoders.bert import BertEncoder, tiny_vocab_file
+from harness.encoders.bert import BertEncoder, tiny_vocab_file, wordpiece_tokenizer
 from harness.encoders.clip import PRESETS, CLIPEncoder
 from harness.errors import HarnessError
 
@@ -39,15 +39,25 @@ def test_tokenizer_truncates_with_eot_last():
 
 
 def test_bert_loads_from_a_local_folder(tmp_path):
-    tok = BertTokenizerFast(vocab_file=str(tiny_vocab_file()))
+    tok = wordpiece_tokenizer(tiny_vocab_file())
     model = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                  intermediate_size=64), add_pooling_layer=False)
     model.save_pretrained(tmp_path / "bert")
     tok.save_pretrained(tmp_path / "bert")
     enc = BertEncoder(path=str(tmp_path / "bert"))
     t = enc.tokenize(["A woman in a RED coat", "man"])
+    assert enc.tokenizer.convert_ids_to_tokens(t["input_ids"][0].tolist())[:7] == ["[CLS]", "a", "woman", "in", "a", "red", "coat"]
     out = enc(**t)
     assert out.shape[:2] == t["input_ids"].shape and out.shape[-1] == 32
     assert torch.equal(enc.bert.embeddings.word_embeddings.weight, model.embeddings.word_embeddings.weight)
     with pytest.raises(HarnessError, match="no config.json"):
         BertEncoder(path=str(tmp_path))
+
+
+def test_tiny_bert_tokenizer_uses_its_vocabulary():
+    """transformers 5 ignores ``vocab_file=`` silently; every word then became [UNK]."""
+    enc = BertEncoder(preset="tiny")
+    ids = enc.tokenize(["A man wearing a zebra-striped jacket."])["input_ids"][0].tolist()
+    words = enc.tokenizer.convert_ids_to_tokens(ids)
+    assert words[:4] == ["[CLS]", "a", "man", "wearing"] and "[UNK]" not in words
+    assert "##e" in words  # out-of-vocabulary words fall back to WordPiece characters

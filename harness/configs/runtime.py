@@ -14,6 +14,7 @@ train = dict(
     max_keep_ckpts=2,
     log_interval=20,
     selection="last",  # the reported checkpoint; never selected on the test split
+    sampler=dict(type="random"),  # or dict(type="identity", num_instances=4): P x K identity batches
 )
 
 optim_wrapper = dict(

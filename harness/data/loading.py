@@ -108,6 +108,11 @@ class TrainPairs(Dataset):
     def num_classes(self) -> int:
         return len(self.pid_map)
 
+    @property
+    def item_pids(self) -> list[int]:
+        """Training label of every item, for identity samplers."""
+        return [self.pid_map[self.records[ri].pid] for ri, _ in self.items]
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 

@@ -35,6 +35,18 @@ def tiny_vocab_file(extra_words=()) -> Path:
     return path
 
 
+def wordpiece_tokenizer(vocab_file: Path) -> BertTokenizerFast:
+    """A lower-casing WordPiece tokenizer from a vocab.txt, across transformers 4.x (``vocab_file=``)
+    and 5.x (``vocab=``; an unknown ``vocab_file`` keyword is silently ignored there, giving all-[UNK])."""
+    import inspect
+
+    params = inspect.signature(BertTokenizerFast.__init__).parameters
+    if "vocab" in params:
+        words = Path(vocab_file).read_text().splitlines()
+        return BertTokenizerFast(vocab={w: i for i, w in enumerate(words) if w}, do_lower_case=True)
+    return BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+
+
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
 
 
@@ -56,16 +68,17 @@ class BertEncoder(nn.Module):
             self.preset = f"local:{p.name}"
         elif preset == "tiny":
             vf = Path(vocab_file) if vocab_file else tiny_vocab_file()
-            self.tokenizer = BertTokenizerFast(vocab_file=str(vf), do_lower_case=True)
+            self.tokenizer = wordpiece_tokenizer(vf)
             cfg = BertConfig(vocab_size=self.tokenizer.vocab_size, max_position_embeddings=max(128, max_length), **TINY)
             self.bert = BertModel(cfg, add_pooling_layer=False)
             self.preset = "tiny"
         elif preset == "base":
-            self.tokenizer = BertTokenizerFast(vocab_file=str(vocab_file)) if vocab_file else None
-            if self.tokenizer is None:
-                raise HarnessError("preset 'base' without a local path needs vocab_file=")
-            self.bert = BertModel(BertConfig(), add_pooling_layer=False)
-            self.preset = "base"
+            # bert-base-uncased shape, randomly initialised: for smoke tests and speed figures only.
+            # Without a vocab file the small built-in vocabulary is used (ids stay below 30522).
+            vf = Path(vocab_file) if vocab_file else tiny_vocab_file()
+            self.tokenizer = wordpiece_tokenizer(vf)
+            self.bert = BertModel(BertConfig(max_position_embeddings=max(512, max_length)), add_pooling_layer=False)
+            self.preset = "base" if vocab_file else "base-random-vocab"
         else:
             raise HarnessError(f"unknown BERT preset '{preset}'; use 'tiny', 'base' or path=")
         self.hidden_size = self.bert.config.hidden_size

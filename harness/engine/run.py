@@ -18,6 +18,7 @@ from .. import __version__
 from ..config import REPO_ROOT, config_hash, to_plain
 from ..data.loading import TrainPairs, check_images_exist, collate_pairs
 from ..data.records import EvalSet, Splits
+from ..data.samplers import sampler_config
 from ..errors import ConfigError, HarnessError, ImageError
 from ..evaluation import summarise
 from ..registry import get_dataset_class, get_method_class
@@ -73,6 +74,11 @@ def _schedulers(cfg, epochs: int) -> list[dict]:
     return out
 
 
+def _hide_frozen_param_notes(record: logging.LogRecord) -> bool:
+    """mmengine warns once per frozen parameter (hundreds for a frozen BERT); the method says it is frozen."""
+    return "since its requires_grad=False" not in record.getMessage()
+
+
 def git_sha() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
@@ -116,7 +122,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
     runner = Runner(
         model=HarnessModel(method, seed),
         work_dir=str(wd),
-        train_dataloader=dict(dataset=train_set, sampler=dict(type="DefaultSampler", shuffle=True, seed=seed),
+        train_dataloader=dict(dataset=train_set, sampler=sampler_config(tr, seed),
                               batch_size=tr.batch_size, num_workers=tr.num_workers, persistent_workers=False,
                               collate_fn=dict(type=collate_pairs)),
         optim_wrapper=to_plain(cfg.optim_wrapper),
@@ -133,6 +139,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
         default_scope="mmengine",
         log_level=log_level,
     )
+    runner.logger.addFilter(_hide_frozen_param_notes)
     runner.train()
     train_seconds = time.time() - t0
     if not is_main_process():
