@@ -6,6 +6,7 @@ through ``_base_``. Unknown keys are rejected with the file and key named.
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def load_config(method: str | None = None, dataset: str | None = None, config: s
             cfg = _fromfile(mdir / "default.py")
             dfile = DATASET_CONFIG_DIR / f"{dataset}.py"
             if dfile.is_file():
-                cfg.merge_from_dict(_fromfile(dfile).to_dict())
+                cfg.merge_from_dict(_fromfile(dfile, implicit_base=False).to_dict())
             else:
                 cfg.merge_from_dict(dict(dataset=dict(type=dataset)))
     if options:
@@ -59,13 +60,36 @@ def load_config(method: str | None = None, dataset: str | None = None, config: s
     return cfg
 
 
-def _fromfile(path: Path) -> Config:
+def _fromfile(path: Path, implicit_base: bool = True) -> Config:
+    """Read a config. A method config chain that never reaches the harness runtime defaults (a
+    third-party plugin cannot know where the harness is installed) gets them as its root ``_base_``."""
     if not path.is_file():
         raise HarnessError(f"config file not found: {path}")
     try:
-        return Config.fromfile(str(path))
+        cfg = Config.fromfile(str(path))
+        if implicit_base and "seed" not in cfg:
+            cfg = _fromfile_with_runtime_root(path)
+        return cfg
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(f"{path}: cannot parse config: {exc}") from None
+
+
+def _fromfile_with_runtime_root(path: Path) -> Config:
+    """Copy the config folder, give every file without ``_base_`` the runtime config as its base, load
+    the copy: ``_base_`` inheritance (``_delete_`` included) then behaves as if written that way."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "configs"
+        shutil.copytree(path.parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        for f in copy.rglob("*.py"):
+            text = f.read_text()
+            if not re.search(r"^_base_\s*=", text, re.M):
+                f.write_text(f"_base_ = [{str(RUNTIME_CONFIG)!r}]\n" + text)
+        return Config.fromfile(str(copy / path.name))
 
 
 def validate(cfg: Config, where: str) -> None:

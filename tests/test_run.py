@@ -138,3 +138,23 @@ def test_missing_images_fail_before_training(tmp_path, dataset_factory):
     (root / "imgs" / recs[0]["file_path"]).unlink()
     code = main(["run", "--method", "fmfa", "--dataset", "cuhk", "--data-root", str(root), "--results-dir", str(tmp_path / "r")])
     assert code == 2 and not (tmp_path / "r").exists()
+
+
+def test_fmfa_trains_on_an_icfg_layout_and_evaluates_on_ufine3c(tmp_path, dataset_factory):
+    """`harness run --method fmfa --dataset icfg --data-root PATH` on files in the public ICFG-PEDES
+    format, then `harness eval` of its checkpoint on a UFine3C-format set with per-source metrics."""
+    from conftest import make_records
+    icfg = dataset_factory("icfg", make_records("icfg", n_ids=(6, 0, 3)))
+    u3c = dataset_factory("ufine3c")
+    opts = ["method.encoder.preset=tiny", "method.encoder.image_size=(32,16)", "method.encoder.context_length=40",
+            "method.cmt_depth=1", "train.batch_size=4", "train.log_interval=2"]
+    code = main(["run", "--method", "fmfa", "--dataset", "icfg", "--data-root", str(icfg), "--epochs", "1",
+                 "--work-dir", str(tmp_path / "wd"), "--results-dir", str(tmp_path / "r"), "--cfg-options", *opts])
+    assert code == 0
+    (rec,) = ResultsStore(tmp_path / "r").records()
+    assert rec["train_dataset"] == "icfg" and rec["eval_dataset"] == "icfg" and rec["num_gallery"] == 6
+    code = main(["eval", "--checkpoint", str(tmp_path / "wd" / "epoch_1.pth"), "--dataset", "ufine3c",
+                 "--data-root", str(u3c), "--results-dir", str(tmp_path / "r")])
+    assert code == 0
+    x = [r for r in ResultsStore(tmp_path / "r").records() if r["eval_dataset"] == "ufine3c"]
+    assert len(x) == 1 and x[0]["train_dataset"] == "icfg" and x[0]["per_source"]

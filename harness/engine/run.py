@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.dist import get_rank, is_main_process
+from mmengine.dist import get_rank, get_world_size, is_main_process
 from mmengine.runner import Runner, set_random_seed
 
 from .. import __version__
@@ -79,6 +79,22 @@ def _hide_frozen_param_notes(record: logging.LogRecord) -> bool:
     return "since its requires_grad=False" not in record.getMessage()
 
 
+def _ddp_runner_cfg(launcher: str) -> dict:
+    """Runner ``cfg`` for DDP. Shared encoders carry parameters a method may not use (CLIP's
+    ``logit_scale``, a text tower LGUR/IVT ignore), so unused-parameter detection is on. mmengine's
+    ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` and its DDP wrapper passes
+    ``device_ids=[LOCAL_RANK]``; on CPU (gloo) the harness starts the process group itself and wraps
+    without device ids."""
+    if launcher == "none":
+        return {}
+    if torch.cuda.is_available():
+        return dict(find_unused_parameters=True)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+    return dict(model_wrapper_cfg=dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
+                                       find_unused_parameters=True))
+
+
 def git_sha() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
@@ -119,6 +135,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
             lambda m: summarise(evaluate_method(m, val, cfg.eval.batch_size, cfg.eval.chunk_size, progress=False)),
             interval=tr.eval_interval, name="val"))
     epochs = int(tr.epochs)
+    ddp_cfg = _ddp_runner_cfg(launcher)
     runner = Runner(
         model=HarnessModel(method, seed),
         work_dir=str(wd),
@@ -135,6 +152,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
         randomness=dict(seed=seed, deterministic=bool(cfg.deterministic)),
         resume=resume,
         launcher=launcher,
+        **({"cfg": ddp_cfg} if ddp_cfg else {}),
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if torch.cuda.is_available() else "gloo")),
         default_scope="mmengine",
         log_level=log_level,
@@ -149,7 +167,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
     base = dict(method=cfg.method.type, train_dataset=splits.name, seed=seed, config=plain, config_hash=chash,
                 method_info=method.describe(), checkpoint_selection=tr.selection, epochs=epochs,
                 work_dir=str(wd), git_sha=git_sha(), harness_version=__version__, train_seconds=round(train_seconds, 1),
-                train_counts=splits.counts()["train"], data_notes=splits.notes, data_skipped=splits.skipped)
+                world_size=get_world_size(), train_counts=splits.counts()["train"], data_notes=splits.notes, data_skipped=splits.skipped)
     store = ResultsStore(results_dir or cfg.results_dir)
     written = [write_eval_record(store, method, splits, "test", base, cfg)]
     for xd in cfg.get("cross_domain", []) or []:

@@ -67,8 +67,12 @@ def _positive_ranks(sim: torch.Tensor, pos: torch.Tensor, with_sd: bool):
         bad = int(torch.nonzero(n_pos == 0)[0])
         raise ValueError(f"query {bad} of this chunk has no positive in the gallery (IRRA's protocol requires one)")
     P = int(n_pos.max())
-    # gallery indices of the positives, padded by repeating the last one (masked out later)
-    order = torch.argsort((~pos).to(torch.int8), dim=1, stable=True)[:, :P]
+    # gallery indices of the positives in gallery order (nonzero, not a per-row argsort), padded with
+    # the row's first positive (masked out later)
+    rows, cols = pos.nonzero(as_tuple=True)
+    first = torch.cumsum(n_pos, 0) - n_pos
+    order = cols[first][:, None].repeat(1, P)
+    order[rows, torch.arange(len(rows)) - first[rows]] = cols
     valid = torch.arange(P)[None, :] < n_pos[:, None]
     psim = sim.gather(1, order)  # [C, P]
     ranks = torch.empty(C, P, dtype=torch.long)
@@ -78,7 +82,7 @@ def _positive_ranks(sim: torch.Tensor, pos: torch.Tensor, with_sd: bool):
     for p in range(P):
         sp = psim[:, p:p + 1]
         ahead = (sim > sp) | ((sim == sp) & (gidx[None, :] < order[:, p:p + 1]))
-        ranks[:, p] = ahead.sum(1)
+        ranks[:, p] = ahead.view(torch.uint8).sum(1, dtype=torch.int32)  # int32 accumulation: half the time of bool.sum
         if with_sd:
             cum_mass[:, p] = ((sim.double() * 0.5 + 0.5) * ahead).sum(1) + (sp.double()[:, 0] * 0.5 + 0.5)
     ranks = torch.where(valid, ranks, torch.full_like(ranks, G))

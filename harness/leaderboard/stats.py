@@ -63,9 +63,13 @@ def bootstrap_ci(a: np.ndarray, b: np.ndarray, cluster: np.ndarray | None = None
     delta = float(sums.sum() / counts.sum())
     if len(sums) < 2 or np.allclose(sums / counts, delta):
         return delta, delta, delta
-    res = stats.bootstrap((sums, counts), lambda s, c, axis=-1: s.sum(axis=axis) / c.sum(axis=axis), paired=True,
-                          vectorized=True, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-                          batch=max(1, int(4e7 // max(1, len(sums)))), rng=np.random.default_rng(seed))
+    common = dict(vectorized=True, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
+                  rng=np.random.default_rng(seed))
+    if cluster is None:  # one value per query: a plain mean resamples one array instead of two
+        res = stats.bootstrap((sums,), np.mean, batch=max(1, int(1e7 // len(sums))), **common)
+    else:
+        res = stats.bootstrap((sums, counts), lambda s, c, axis=-1: s.sum(axis=axis) / c.sum(axis=axis), paired=True,
+                              batch=max(1, int(4e7 // max(1, len(sums)))), **common)
     return delta, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
