@@ -70,11 +70,10 @@ class {cls}(RetrievalMethod):
         return self.encoder.tokenize(captions)
 
     def encode_image(self, images):
-        return self.encoder.encode_image_tokens(images)[:, 0].float()
+        return self.encoder.image_features(images)
 
     def encode_text(self, ids):
-        tokens = self.encoder.encode_text_tokens(ids)
-        return tokens[torch.arange(len(ids)), self.encoder.eot_index(ids)].float()
+        return self.encoder.text_features(ids)
 
     def loss(self, batch):
         ids = self.tokenize(batch["captions"]).to(batch["images"].device)

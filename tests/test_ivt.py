@@ -27,7 +27,7 @@ def test_text_views_follow_the_released_phrase_rule():
     cands = phrase_candidates(CAPS[0])
     # sentence 1: longest chunk + the rest re-joined; sentence 2 has a single chunk
     assert cands == ["black trousers and white shoes", "A man wears a red jacket", "He carries a blue backpack"]
-    assert word_candidates("a cap, red.") == ["a cap"] or word_candidates("a cap, red.") == []
+    assert word_candidates("a cap, red.") == []  # chunks of 5 characters or fewer are not words here
     texts = multi_level_texts(CAPS, torch.Generator().manual_seed(0))
     assert len(texts) == 6 and texts[4:] == CAPS
     assert all(t in word_candidates(c) for t, c in zip(texts[:2], CAPS))

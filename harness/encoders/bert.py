@@ -47,6 +47,13 @@ def wordpiece_tokenizer(vocab_file: Path) -> BertTokenizerFast:
     return BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
 
 
+def tokenize_captions(tokenizer, captions, max_length: int) -> dict:
+    """Lower-cased WordPiece ids and attention mask, padded to the longest caption, cut at ``max_length``."""
+    t = tokenizer([c.lower() for c in captions], padding="longest", truncation=True, max_length=max_length,
+                  return_tensors="pt")
+    return dict(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
+
+
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
 
 
@@ -84,9 +91,7 @@ class BertEncoder(nn.Module):
         self.hidden_size = self.bert.config.hidden_size
 
     def tokenize(self, captions) -> dict:
-        t = self.tokenizer([c.lower() for c in captions], padding="longest", truncation=True,
-                           max_length=self.max_length, return_tensors="pt")
-        return dict(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
+        return tokenize_captions(self.tokenizer, captions, self.max_length)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

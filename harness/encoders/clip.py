@@ -105,6 +105,14 @@ class CLIPEncoder(nn.Module):
     def eot_index(ids: torch.Tensor) -> torch.Tensor:
         return ids.argmax(dim=-1)  # EOT has the largest id
 
+    @classmethod
+    def eot_features(cls, tokens: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The global text feature: the EOT token of each caption, as float32."""
+        return tokens[torch.arange(len(ids), device=tokens.device), cls.eot_index(ids)].float()
+
+    def text_features(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.eot_features(self.encode_text_tokens(ids), ids)
+
     # ---------------------------------------------------------------- image
     def encode_image_tokens(self, images: torch.Tensor) -> torch.Tensor:
         v = self.clip.visual
@@ -112,6 +120,10 @@ class CLIPEncoder(nn.Module):
         x = v.transformer(x)
         x = v.ln_post(x)
         return x @ v.proj
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The global image feature: the projected [CLS] token, as float32."""
+        return self.encode_image_tokens(images)[:, 0].float()
 
 
 @ENCODERS.register_module(name="clip")

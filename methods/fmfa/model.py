@@ -81,11 +81,10 @@ class FMFA(RetrievalMethod):
         return self.encoder.tokenize(captions)
 
     def encode_image(self, images):
-        return self.encoder.encode_image_tokens(images)[:, 0].float()
+        return self.encoder.image_features(images)
 
     def encode_text(self, ids):
-        tokens = self.encoder.encode_text_tokens(ids)
-        return tokens[torch.arange(len(ids)), self.encoder.eot_index(ids)].float()
+        return self.encoder.text_features(ids)
 
     def describe(self):
         return dict(mode=self.mode, asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha, efa_margins=list(self.efa_margins),
@@ -110,7 +109,7 @@ class FMFA(RetrievalMethod):
         img_tokens = self.encoder.encode_image_tokens(images)
         txt_tokens = self.encoder.encode_text_tokens(global_ids)
         i_feat = img_tokens[:, 0].float()
-        t_feat = txt_tokens[torch.arange(len(ids)), self.encoder.eot_index(global_ids)].float()
+        t_feat = self.encoder.eot_features(txt_tokens, global_ids)
         if "itc" in self.losses:
             logits = self.logit_scale * torch.nn.functional.normalize(t_feat, dim=-1) @ torch.nn.functional.normalize(i_feat, dim=-1).t()
             tgt = torch.arange(len(ids), device=logits.device)

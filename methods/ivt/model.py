@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import stochastic_depth
 
-from harness.encoders.bert import BertEncoder
+from harness.encoders.bert import BertEncoder, tokenize_captions
 from harness.encoders.clip import CLIPEncoder
 from harness.errors import HarnessError
 from harness.plugin import ImageSpec, RetrievalMethod
@@ -105,9 +105,7 @@ class IVT(RetrievalMethod):
         return self._spec
 
     def tokenize(self, captions):
-        t = self.tokenizer([c.lower() for c in captions], padding="longest", truncation=True,
-                           max_length=self.max_length, return_tensors="pt")
-        return dict(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
+        return tokenize_captions(self.tokenizer, captions, self.max_length)
 
     def _run(self, x, modality, keep_mask=None, g=None):
         if self.training and self.bmm_ratio > 0:
