@@ -19,13 +19,27 @@ from tabulate import tabulate
 
 from harness.config import load_config, to_plain
 from harness.data.loading import TrainPairs, collate_pairs
+from harness.data.samplers import sampler_config
 from harness.engine.run import build_method, load_dataset, run_job
 
 
 def harness_step_times(cfg, work: Path) -> list[float]:
+    """mmengine's IterTimerHook ``time``: the whole cycle from one iteration's end to the next
+    (data loading, collation, model step, every hook, including logging at interval 1)."""
     run_job(cfg, work_dir=str(work / "wd"), results_dir=str(work / "results"), progress=False)
     log = next((work / "wd").glob("*/vis_data/scalars.json"))
     return [json.loads(line)["time"] for line in log.read_text().splitlines() if '"time"' in line]
+
+
+def first_batch_indices(cfg, data) -> list[int]:
+    """A batch composed the way the harness samples it (P x K identity groups change the loss cost)."""
+    spec = sampler_config(cfg.train, cfg.seed)
+    if spec["type"] == "DefaultSampler":
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+    else:
+        kind = spec.pop("type")
+        order = list(kind(data, **spec))
+    return order[:cfg.train.batch_size]
 
 
 def bare_step_times(cfg, steps: int) -> list[float]:
@@ -33,7 +47,7 @@ def bare_step_times(cfg, steps: int) -> list[float]:
     splits = load_dataset(cfg.dataset)
     method = build_method(cfg.method, len({r.pid for r in splits.train}))
     data = TrainPairs(splits.train, splits.image_root, method.image_spec, seed=cfg.seed, cache_images=True)
-    batch = collate_pairs([data[i] for i in range(cfg.train.batch_size)])
+    batch = collate_pairs([data[i] for i in first_batch_indices(cfg, data)])
     batch = dict(images=batch["images"], captions=batch["captions"], pids=batch["pids"], image_ids=batch["image_ids"],
                  generator=torch.Generator().manual_seed(0))
     optim = build_optim_wrapper(method, to_plain(cfg.optim_wrapper))
@@ -51,13 +65,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--method", default="fmfa")
     ap.add_argument("--dataset", default="synth")
-    ap.add_argument("--bare-steps", type=int, default=40)
+    ap.add_argument("--bare-steps", type=int, default=30)
     ap.add_argument("--json")
     a = ap.parse_args()
     cfg = load_config(a.method, a.dataset, options=dict(train=dict(epochs=1, log_interval=1), cross_domain=[]))
+    # bare loop before and after the harness epoch, so drift on a shared machine hits both sides
+    b = bare_step_times(cfg, a.bare_steps)[5:]  # skip warm-up iterations
     with tempfile.TemporaryDirectory() as tmp:
-        h = harness_step_times(cfg, Path(tmp))[5:]  # skip warm-up iterations
-    b = bare_step_times(cfg, a.bare_steps)[5:]
+        h = harness_step_times(cfg, Path(tmp))[5:]
+    b += bare_step_times(cfg, a.bare_steps)[5:]
     mh, mb = statistics.median(h), statistics.median(b)
     print(tabulate([["harness step (Runner, loader, hooks)", f"{mh:.3f}", len(h)], ["bare loss/backward/step", f"{mb:.3f}", len(b)]],
                    ["", "median s/step", "steps"], tablefmt="github"))

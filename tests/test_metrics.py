@@ -83,3 +83,23 @@ def test_features_path_normalises_and_chunks():
 def test_query_without_positive_is_an_error():
     with pytest.raises(ValueError, match="no positive"):
         evaluate_similarity(torch.randn(2, 3), [0, 9], [0, 1, 2])
+
+
+def test_nan_similarity_is_an_error_naming_the_row():
+    sim = torch.randn(4, 5)
+    sim[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="row 2 contains NaN"):
+        evaluate_similarity(sim, [0, 1, 2, 3], [0, 1, 2, 3, 4])
+
+
+@pytest.mark.parametrize("block_bytes", [64, 4 << 20])
+def test_cache_blocking_gives_the_same_answer(monkeypatch, block_bytes):
+    """Row sub-blocks (down to one row) and the tie correction on a subset of rows agree with IRRA."""
+    from harness.evaluation import ranking
+    monkeypatch.setattr(ranking, "_BLOCK_BYTES", block_bytes)
+    sim, qp, gp = _random_problem(5, Q=120, G=90, ids=12, decimals=0)
+    sim = torch.tanh(sim)
+    s = summarise(evaluate_similarity(sim, qp, gp, with_sd=True, chunk_size=33))
+    cmc, mAP, _, _ = rank_reference(sim, qp, gp)
+    assert abs(s["R1"] - float(cmc[0])) < 1e-4 and abs(s["mAP"] - mAP) < 1e-6
+    assert np.allclose(evaluate_similarity(sim, qp, gp, with_sd=True).sd, _msd_literal(sim, qp, gp), atol=1e-9)

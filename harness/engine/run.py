@@ -169,19 +169,20 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
                 work_dir=str(wd), git_sha=git_sha(), harness_version=__version__, train_seconds=round(train_seconds, 1),
                 world_size=get_world_size(), train_counts=splits.counts()["train"], data_notes=splits.notes, data_skipped=splits.skipped)
     store = ResultsStore(results_dir or cfg.results_dir)
-    written = [write_eval_record(store, method, splits, "test", base, cfg)]
+    written = [write_eval_record(store, method, splits, "test", base, cfg, progress)]
     for xd in cfg.get("cross_domain", []) or []:
         xs = load_dataset(xd)
-        written.append(write_eval_record(store, method, xs, "test", base, cfg))
+        written.append(write_eval_record(store, method, xs, "test", base, cfg, progress))
     return written
 
 
-def write_eval_record(store: ResultsStore, method, splits: Splits, split: str, base: dict, cfg) -> Path:
+def write_eval_record(store: ResultsStore, method, splits: Splits, split: str, base: dict, cfg,
+                      progress: bool = True) -> Path:
     records = splits.split(split)
     require_images(records, splits.image_root, f"{splits.name} {split}")
     ev = EvalSet.from_records(records, splits.image_root)
     t = time.time()
-    pq = evaluate_method(method, ev, cfg.eval.batch_size, cfg.eval.chunk_size)
+    pq = evaluate_method(method, ev, cfg.eval.batch_size, cfg.eval.chunk_size, progress=progress)
     metrics = summarise(pq)
     per_source = {}
     sources = np.array([s or "" for s in ev.query_sources])
