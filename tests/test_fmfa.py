@@ -96,11 +96,11 @@ def test_loss_falls_when_overfitting_one_batch():
     for step in range(40):
         b["generator"] = torch.Generator().manual_seed(0)
         loss = sum(m.loss(b).values())
-        first = float(loss) if first is None else first
+        first = loss.item() if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.6 * first
+    assert loss.item() < 0.6 * first
 
 
 def test_unknown_config_key_is_rejected():
