@@ -12,7 +12,7 @@ import warnings
 
 from mmengine.registry import Registry
 
-from .errors import UnknownNameError
+from .errors import ConfigError, UnknownNameError
 
 METHODS = Registry("tipr_method", scope="tipr")
 DATASETS = Registry("tipr_dataset", scope="tipr")
@@ -75,3 +75,13 @@ def get_encoder_builder(name: str):
     if fn is None:
         raise UnknownNameError("encoder", name, ENCODERS.module_dict.keys())
     return fn
+
+
+def build_encoder(cfg: dict | None, kind: str):
+    """A shared encoder from a method config's encoder dict (``type`` plus the encoder's keywords).
+    A method is written against one encoder's API, so ``type``, when given, must be ``kind``."""
+    cfg = dict(cfg or {})
+    name = cfg.pop("type", kind)
+    if name != kind:
+        raise ConfigError(f"this method needs a {kind!r} encoder; the config's encoder type is {name!r}")
+    return get_encoder_builder(kind)(**cfg)

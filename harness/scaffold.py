@@ -50,16 +50,14 @@ the features, ranks the gallery, computes the metrics and stores the results.
 import torch
 import torch.nn.functional as F
 
-from harness.encoders.clip import CLIPEncoder
 from harness.plugin import ImageSpec, RetrievalMethod
+from harness.registry import build_encoder
 
 
 class {cls}(RetrievalMethod):
     def __init__(self, num_classes: int = 0, encoder: dict | None = None, temperature: float = 0.02, **kwargs):
         super().__init__(num_classes=num_classes, **kwargs)  # unknown config keys raise a clear error
-        enc = dict(encoder or {{}})
-        enc.pop("type", None)
-        self.encoder = CLIPEncoder(**enc)
+        self.encoder = build_encoder(encoder, "clip")  # the shared open_clip encoder
         self.temperature = temperature
 
     @property

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from harness.errors import ConfigError
 from methods.fmfa import FMFA
 from methods.fmfa import losses as L
 
@@ -108,3 +109,5 @@ def test_unknown_config_key_is_rejected():
         FMFA(num_classes=4, encoder=TINY, not_a_key=1)
     with pytest.raises(ValueError, match="unknown FMFA loss"):
         FMFA(num_classes=4, encoder=TINY, losses=("sdm", "bogus"))
+    with pytest.raises(ConfigError, match="needs a 'clip' encoder; the config's encoder type is 'bert'"):
+        FMFA(num_classes=4, encoder=dict(TINY, type="bert"))

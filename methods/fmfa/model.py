@@ -11,8 +11,8 @@ import torch
 from open_clip.transformer import QuickGELU, Transformer
 from torch import nn
 
-from harness.encoders.clip import CLIPEncoder
 from harness.plugin import ImageSpec, RetrievalMethod
+from harness.registry import build_encoder
 
 from . import losses as L
 
@@ -33,9 +33,7 @@ class FMFA(RetrievalMethod):
         unknown = set(losses) - {"sdm", "asdm", "id", "mlm", "efa", "itc"}
         if unknown:
             raise ValueError(f"unknown FMFA loss names {sorted(unknown)}")
-        enc = dict(encoder or {})
-        enc.pop("type", None)
-        self.encoder = CLIPEncoder(**enc)
+        self.encoder = build_encoder(encoder, "clip")
         d = self.encoder.embed_dim
         self.losses = tuple(losses)
         self.logit_scale = 1.0 / temperature  # fixed, not learnable (IRRA)

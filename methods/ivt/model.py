@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import stochastic_depth
 
-from harness.encoders.bert import BertEncoder, tokenize_captions
-from harness.encoders.clip import CLIPEncoder
+from harness.encoders.bert import tokenize_captions
 from harness.errors import HarnessError
 from harness.plugin import ImageSpec, RetrievalMethod
+from harness.registry import build_encoder
 
 from .losses import cmpm_loss, drop_tokens
 from .views import phrase_view, word_view
@@ -64,10 +64,8 @@ class IVT(RetrievalMethod):
         bad = set(levels) - set(LEVELS)
         if bad or not levels:
             raise ValueError(f"levels must be a non-empty subset of {LEVELS}, got {list(levels)}")
-        vision, text = dict(vision or {}), dict(text or {})
-        vision.pop("type", None), text.pop("type", None)
-        clip = CLIPEncoder(**vision)
-        bert = BertEncoder(**text)
+        clip = build_encoder(vision, "clip")
+        bert = build_encoder(text, "bert")
         v = clip.clip.visual
         blocks, layers = v.transformer.resblocks, bert.bert.encoder.layer
         width = v.conv1.out_channels

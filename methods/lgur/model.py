@@ -11,9 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.encoders.bert import BertEncoder
-from harness.encoders.clip import CLIPEncoder
 from harness.plugin import ImageSpec, RetrievalMethod
+from harness.registry import build_encoder
 
 from .modules import BiLSTMHead, CrossAttentionDecoder, semi_hard_ranking_loss
 
@@ -30,14 +29,12 @@ class LGUR(RetrievalMethod):
         super().__init__(num_classes=num_classes, **kwargs)
         if num_classes <= 0:
             raise ValueError("LGUR's per-prototype ID heads need num_classes > 0")
-        vision, text = dict(vision or {}), dict(text or {})
-        vision.pop("type", None), text.pop("type", None)
-        clip = CLIPEncoder(**vision)
+        clip = build_encoder(vision, "clip")
         self.visual = clip.clip.visual  # the text tower of the CLIP encoder is not used
         self.image_size, self.drop_last_block = clip.image_size, drop_last_block
         width = self.visual.conv1.out_channels
         self.visual_proj = nn.Linear(width, dim) if width != dim else nn.Identity()
-        self.text_encoder = BertEncoder(**text)
+        self.text_encoder = build_encoder(text, "bert")
         self.freeze_text, self.text_dropout_in_train = freeze_text, text_dropout_in_train
         if freeze_text:
             self.text_encoder.requires_grad_(False)
