@@ -73,7 +73,7 @@ def part_speed(n: int):
 def part_memory(n: int, dim: int):
     """Run in a child process so ru_maxrss is this evaluation's peak, not the parent's."""
     code = f"""
-import resource, time, numpy as np, torch
+import json, resource, time, numpy as np, torch
 from harness.evaluation.ranking import evaluate_features, summarise
 n, dim = {n}, {dim}
 rng = np.random.default_rng(0)
@@ -85,11 +85,11 @@ gf = centres[g] + 2.0 * torch.randn(n, dim, generator=gen)
 qf = centres[q] + 2.0 * torch.randn(n, dim, generator=gen)
 t = time.perf_counter()
 m = summarise(evaluate_features(qf, gf, q, g, chunk_size=512, with_sd=True))
-print({{"seconds": time.perf_counter() - t, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "R1": m["R1"], "mAP": m["mAP"]}})
+print(json.dumps({{"seconds": time.perf_counter() - t, "R1": m["R1"], "mAP": m["mAP"],
+                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    res = eval(out.splitlines()[-1])  # noqa: S307 (our own child's dict literal)
+    res = json.loads(out.splitlines()[-1])
     print(tabulate([[f"{n} x {n}", dim, f"{res['seconds']:.1f}", f"{res['peak_rss_gib']:.2f}"]],
                    ["queries x gallery", "feature dim", "seconds", "peak RSS (GiB)"], tablefmt="github"))
     return dict(n=n, dim=dim, **res)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DATA_SAMPLERS
 from tabulate import tabulate
 
 from harness.config import load_config, to_plain
@@ -32,14 +33,10 @@ def harness_step_times(cfg, work: Path) -> list[float]:
 
 
 def first_batch_indices(cfg, data) -> list[int]:
-    """A batch composed the way the harness samples it (P x K identity groups change the loss cost)."""
-    spec = sampler_config(cfg.train, cfg.seed)
-    if spec["type"] == "DefaultSampler":
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-    else:
-        kind = spec.pop("type")
-        order = list(kind(data, **spec))
-    return order[:cfg.train.batch_size]
+    """The first batch as the harness samples it (P x K identity groups change the loss cost): the
+    sampler is built from the same config through mmengine's registry, as the Runner builds it."""
+    sampler = DATA_SAMPLERS.build(sampler_config(cfg.train, cfg.seed), default_args=dict(dataset=data))
+    return list(sampler)[:cfg.train.batch_size]
 
 
 def bare_step_times(cfg, steps: int) -> list[float]:
