@@ -1,7 +1,9 @@
-"""Config resolution: method default <- dataset <- method x dataset override <- command line.
+"""Config resolution: dataset defaults <- method chain (default, or method x dataset file) <- command line.
 
-All files are mmengine Python configs; a method x dataset file normally inherits the other two
-through ``_base_``. Unknown keys are rejected with the file and key named.
+All files are mmengine Python configs. The dataset config is merged by the harness rather than
+reached through a relative ``_base_`` path, because its location differs between a source checkout
+(``datasets/``) and an installed wheel (``harness/dataset_configs/``). Unknown keys are rejected with
+the file and key named.
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from .errors import ConfigError, HarnessError
 from .registry import get_method_class
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DATASET_CONFIG_DIR = REPO_ROOT / "datasets"
 RUNTIME_CONFIG = Path(__file__).resolve().parent / "configs" / "runtime.py"
 
 ALLOWED = {
@@ -36,6 +37,21 @@ def method_config_dir(method: str) -> Path:
     return Path(d)
 
 
+def dataset_config_dir() -> Path:
+    """Where the per-dataset configs live: ``harness/dataset_configs`` in an installed wheel, the
+    repository's ``datasets/`` folder in a source checkout or editable install."""
+    installed = Path(__file__).resolve().parent / "dataset_configs"
+    if installed.is_dir():
+        return installed
+    import importlib.util
+
+    spec = importlib.util.find_spec("harness.dataset_configs")
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        if Path(loc).is_dir():
+            return Path(loc)
+    return REPO_ROOT / "datasets"
+
+
 def load_config(method: str | None = None, dataset: str | None = None, config: str | None = None,
                 options: dict | None = None) -> Config:
     if config:
@@ -45,15 +61,12 @@ def load_config(method: str | None = None, dataset: str | None = None, config: s
             raise HarnessError("give --config, or both --method and --dataset")
         mdir = method_config_dir(method)
         combo = mdir / f"{dataset}.py"
-        if combo.is_file():
-            cfg = _fromfile(combo)
-        else:
-            cfg = _fromfile(mdir / "default.py")
-            dfile = DATASET_CONFIG_DIR / f"{dataset}.py"
-            if dfile.is_file():
-                cfg.merge_from_dict(_fromfile(dfile, implicit_base=False).to_dict())
-            else:
-                cfg.merge_from_dict(dict(dataset=dict(type=dataset)))
+        chain = _fromfile(combo if combo.is_file() else mdir / "default.py")
+        dfile = dataset_config_dir() / f"{dataset}.py"
+        defaults = _fromfile(dfile, implicit_base=False).to_dict() if dfile.is_file() else dict(dataset=dict(type=dataset))
+        # the method chain (and a method x dataset file in particular) overrides the dataset defaults
+        cfg = Config(defaults)
+        cfg.merge_from_dict(chain.to_dict())
     if options:
         cfg.merge_from_dict(options)
     validate(cfg, config or f"{method} x {dataset}")

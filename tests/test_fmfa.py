@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from harness.errors import ConfigError
-from methods.fmfa import FMFA
-from methods.fmfa import losses as L
+from tipr_methods.fmfa import FMFA
+from tipr_methods.fmfa import losses as L
 
 TINY = dict(type="clip", preset="tiny", image_size=(32, 16), context_length=24)
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from methods.ivt import IVT
-from methods.ivt.losses import cmpm_loss, drop_tokens
-from methods.ivt.views import multi_level_texts, phrase_candidates, word_candidates
+from tipr_methods.ivt import IVT
+from tipr_methods.ivt.losses import cmpm_loss, drop_tokens
+from tipr_methods.ivt.views import multi_level_texts, phrase_candidates, word_candidates
 
 VISION = dict(type="clip", preset="tiny", image_size=(32, 16))
 TEXT = dict(type="bert", preset="tiny", max_length=32)

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from methods.lgur import LGUR
-from methods.lgur.modules import BiLSTMHead, CrossAttentionLayer, semi_hard_ranking_loss
+from tipr_methods.lgur import LGUR
+from tipr_methods.lgur.modules import BiLSTMHead, CrossAttentionLayer, semi_hard_ranking_loss
 
 SMALL = dict(vision=dict(type="clip", preset="tiny", image_size=(32, 16)), text=dict(type="bert", preset="tiny", max_length=32),
              dim=64, dict_size=20, part_dim=32, recon=dict(heads=2, dim_head=16, mlp_dim=64),

@@ -13,7 +13,7 @@ from harness.engine.run import run_job
 from harness.errors import TrainingDivergedError
 from harness.registry import METHODS
 from harness.results import ResultsStore
-from methods.fmfa import FMFA
+from tipr_methods.fmfa import FMFA
 
 TINY_OPTS = {
     "dataset": dict(type="synth", train_ids=16, val_ids=4, test_ids=8, images_per_id=2, xdomain_ids=6, image_size=(32, 16)),
@@ -129,7 +129,7 @@ def test_cli_errors_are_clear_and_nonzero(argv, message, capsys, tmp_path):
 
 def test_cli_list_shows_plugins_from_entry_points():
     out = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True, check=True).stdout
-    assert "fmfa (methods.fmfa:FMFA)" in out and "ufine3c" in out and "synth" in out
+    assert "fmfa (tipr_methods.fmfa:FMFA)" in out and "ufine3c" in out and "synth" in out
 
 
 def test_missing_images_fail_before_training(tmp_path, dataset_factory):

@@ -1,5 +1,5 @@
 # FMFA on the built-in synthetic dataset with the tiny CLIP preset: finishes in minutes on 2 CPU cores.
-_base_ = ["./default.py", "../../../datasets/synth.py"]
+_base_ = ["./default.py"]  # the harness merges datasets/synth.py underneath
 
 # No pretrained CLIP exists offline, and (A-)SDM is a fine-tuning objective that barely moves a randomly
 # initialised model, so the synth config adds CLIP's InfoNCE (itc) as a stand-in for CLIP pre-training.

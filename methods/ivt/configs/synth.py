@@ -1,5 +1,5 @@
 # IVT on the built-in synthetic dataset: tiny CLIP vision half + tiny BERT (same depth/width), CPU-sized.
-_base_ = ["./default.py", "../../../datasets/synth.py"]
+_base_ = ["./default.py"]  # the harness merges datasets/synth.py underneath
 
 method = dict(vision=dict(preset="tiny", image_size=(64, 32)), text=dict(preset="tiny", max_length=48),
               stride=6, drop_path=0.0)

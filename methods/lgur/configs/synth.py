@@ -1,5 +1,5 @@
 # LGUR on the built-in synthetic dataset: tiny CLIP ViT + tiny BERT, narrower decoders, CPU-sized.
-_base_ = ["./default.py", "../../../datasets/synth.py"]
+_base_ = ["./default.py"]  # the harness merges datasets/synth.py underneath
 
 method = dict(vision=dict(preset="tiny", image_size=(64, 32)), text=dict(preset="tiny", max_length=48),
               dim=128, dict_size=100, part_dim=128,
