@@ -24,6 +24,24 @@ class ImageSpec:
     augment: dict = field(default_factory=lambda: dict(flip=True, pad_crop=10, erasing=0.5))
 
 
+@dataclass(frozen=True)
+class Deviation:
+    """One declared difference between this implementation and the method's released code.
+
+    ``id`` is a short stable slug (leaderboard footnotes use it), ``released`` cites what the released
+    code does (file:line), ``ours`` what this implementation does, and ``switch`` the config key that
+    selects the released behaviour, or "" when there is none. Every results record carries the list.
+    """
+
+    id: str
+    released: str
+    ours: str
+    switch: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(id=self.id, released=self.released, ours=self.ours, switch=self.switch)
+
+
 class RetrievalMethod(nn.Module):
     """Base class of every method plugin.
 
@@ -66,5 +84,11 @@ class RetrievalMethod(nn.Module):
         raise NotImplementedError
 
     def describe(self) -> dict:
-        """Facts recorded with every result (deviations from paper/code, modes)."""
+        """Facts recorded with every result (modes, sizes): plain JSON values."""
         return {}
+
+    def deviations(self) -> list[Deviation]:
+        """Differences from the released code that are in effect *for this configuration* (a
+        deviation switched off by the config is not listed). Recorded with every result and shown
+        as leaderboard footnotes; an empty list claims parity with the released code."""
+        return []
