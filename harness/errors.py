@@ -5,7 +5,11 @@ class HarnessError(Exception):
     """Base class for errors the CLI reports without a traceback (exit code 2)."""
 
 
-class AnnotationError(HarnessError):
+class DataError(HarnessError):
+    """Dataset content that cannot be used as given (split overlap, too few identities, unsafe paths)."""
+
+
+class AnnotationError(DataError):
     """A dataset annotation file is malformed; names the file, the record and the field."""
 
     def __init__(self, path, message, index=None, field=None):
@@ -18,7 +22,7 @@ class AnnotationError(HarnessError):
         self.path, self.index, self.field = path, index, field
 
 
-class ImageError(HarnessError):
+class ImageError(DataError):
     """An image is missing or cannot be decoded."""
 
 
