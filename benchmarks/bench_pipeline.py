@@ -21,7 +21,9 @@ from tabulate import tabulate
 from harness.config import load_config, to_plain
 from harness.data.loading import TrainPairs, collate_pairs
 from harness.data.samplers import sampler_config
-from harness.engine.run import build_method, load_dataset, run_job
+from harness.engine.build import build_method
+from harness.engine.build import resolve_dataset as load_dataset
+from harness.engine.run import run_job
 
 
 def harness_step_times(cfg, work: Path) -> list[float]:

@@ -7,7 +7,8 @@ checkpoints and the results store, so every method is scored by the same code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import nn
@@ -57,12 +58,24 @@ class RetrievalMethod(nn.Module):
 
     #: how scores should be read by metrics that depend on the raw score scale (mSD)
     score_type: str = "cosine"
+    #: folder of the method's mmengine configs (``default.py``, optional ``<dataset>.py`` files)
+    config_dir: ClassVar[Path | None] = None
 
     def __init__(self, num_classes: int = 0, **kwargs: Any):
         super().__init__()
         self.num_classes = num_classes
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected config keys: {sorted(kwargs)}")
+
+    @property
+    def device(self) -> torch.device:
+        """Where the method's parameters live (the harness moves inputs there)."""
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def truncation_rate(self, captions: Sequence[str]) -> float | None:
+        """Fraction of captions the tokenizer cuts off (None when the method does not truncate)."""
+        return None
 
     @property
     def image_spec(self) -> ImageSpec:

@@ -84,4 +84,7 @@ def build_encoder(cfg: dict | None, kind: str):
     name = cfg.pop("type", kind)
     if name != kind:
         raise ConfigError(f"this method needs a {kind!r} encoder; the config's encoder type is {name!r}")
+    for key in ("checkpoint", "path"):  # 'random': random-init weights asked for on purpose (see engine/run.py)
+        if cfg.get(key) == "random":
+            cfg[key] = None
     return get_encoder_builder(kind)(**cfg)

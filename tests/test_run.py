@@ -9,6 +9,7 @@ import torch
 
 from harness.cli import main
 from harness.config import load_config
+from harness.engine.records import sha256_file
 from harness.engine.run import run_job
 from harness.errors import TrainingDivergedError
 from harness.registry import METHODS
@@ -42,7 +43,15 @@ def test_run_writes_one_record_per_evaluation_set(finished_run):
     recs = {r["eval_dataset"]: r for r in ResultsStore(root / "results").records()}
     assert set(recs) == {"synth", "synth3c"}
     r = recs["synth"]
-    assert r["method"] == "fmfa" and r["seed"] == 0 and r["checkpoint_selection"] == "last"
+    assert r["method"] == "fmfa" and r["seed"] == 0 and r["kind"] == "run"
+    assert r["selection"] == dict(rule="last", selected_epoch=2, epochs=2)
+    assert r["checkpoint"]["epoch"] == 2 and r["checkpoint"]["path"].endswith("epoch_2.pth")
+    assert r["checkpoint"]["sha256"] == sha256_file(r["checkpoint"]["path"])
+    assert r["encoder_weights"] == "random-init" and r["schema_version"] == 2
+    fp = r["eval_fingerprint"]
+    assert fp["counts"]["test"] == dict(ids=8, images=16, captions=32) and len(fp["query_ids_sha256"]) == 64
+    assert r["train_fingerprint"]["annotation_sha256"] == fp["annotation_sha256"]
+    assert r["config"]["seed"] == 0 and len(r["config_hash"]) == 10 and isinstance(r["deviations"], list)
     assert r["num_gallery"] == 16 and r["num_queries"] == 32
     assert set(r["metrics"]) >= {"R1", "R5", "R10", "mAP", "mINP", "mSD"}
     pq = ResultsStore.per_query(r)
@@ -140,7 +149,7 @@ def test_missing_images_fail_before_training(tmp_path, dataset_factory):
     assert code == 2 and not (tmp_path / "r").exists()
 
 
-def test_fmfa_trains_on_an_icfg_layout_and_evaluates_on_ufine3c(tmp_path, dataset_factory):
+def test_fmfa_trains_on_an_icfg_layout_and_evaluates_on_ufine3c(tmp_path, dataset_factory, capsys):
     """`harness run --method fmfa --dataset icfg --data-root PATH` on files in the public ICFG-PEDES
     format, then `harness eval` of its checkpoint on a UFine3C-format set with per-source metrics."""
     from conftest import make_records
@@ -148,9 +157,13 @@ def test_fmfa_trains_on_an_icfg_layout_and_evaluates_on_ufine3c(tmp_path, datase
     u3c = dataset_factory("ufine3c")
     opts = ["method.encoder.preset=tiny", "method.encoder.image_size=(32,16)", "method.encoder.context_length=40",
             "method.cmt_depth=1", "train.batch_size=4", "train.log_interval=2"]
-    code = main(["run", "--method", "fmfa", "--dataset", "icfg", "--data-root", str(icfg), "--epochs", "1",
-                 "--work-dir", str(tmp_path / "wd"), "--results-dir", str(tmp_path / "r"), "--cfg-options", *opts])
-    assert code == 0
+    argv = ["run", "--method", "fmfa", "--dataset", "icfg", "--data-root", str(icfg), "--epochs", "1",
+            "--work-dir", str(tmp_path / "wd"), "--results-dir", str(tmp_path / "r"), "--cfg-options", *opts]
+    assert main(argv) == 2  # random-init encoders on real data must be asked for
+    assert "method.encoder.checkpoint" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    assert main(argv + ["method.encoder.checkpoint=random"]) == 0
+    (rec,) = ResultsStore(tmp_path / "r").records()
+    assert rec["encoder_weights"] == "random-init" and rec["config"]["method"]["encoder"]["checkpoint"] == "random"
     (rec,) = ResultsStore(tmp_path / "r").records()
     assert rec["train_dataset"] == "icfg" and rec["eval_dataset"] == "icfg" and rec["num_gallery"] == 6
     code = main(["eval", "--checkpoint", str(tmp_path / "wd" / "epoch_1.pth"), "--dataset", "ufine3c",

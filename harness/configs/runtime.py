@@ -13,7 +13,8 @@ train = dict(
     checkpoint_interval=1,
     max_keep_ckpts=2,
     log_interval=20,
-    selection="last",  # the reported checkpoint; never selected on the test split
+    selection="last",  # "last" epoch, or "val": best epoch by val R1 (never the test split)
+    val_split=0.0,  # > 0: hold out this fraction of training identities as val (datasets without a val split)
     sampler=dict(type="random"),  # or dict(type="identity", num_instances=4): P x K identity batches
 )
 

@@ -11,7 +11,18 @@ from mmengine.config import Config
 from ..errors import HarnessError
 from ..results import ResultsStore
 from . import checkpoint_compat  # noqa: F401
-from .run import build_method, git_sha, load_dataset, write_eval_record
+from .build import build_method, require_eval_split, require_images, resolve_dataset
+from .records import Provenance, sha256_file, write_eval_record
+from .selection import BEST_META, BEST_WEIGHTS
+
+
+def _checkpoint_epoch(ckpt: Path, state: dict) -> int | None:
+    if "meta" in state and "epoch" in state["meta"]:
+        return int(state["meta"]["epoch"])
+    meta = ckpt.parent / BEST_META
+    if ckpt.name == BEST_WEIGHTS and meta.is_file():
+        return int(json.loads(meta.read_text())["epoch"])
+    return None
 
 
 def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = None, split: str = "test",
@@ -24,18 +35,25 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
         raise HarnessError(f"{meta_file} not found: `harness eval` needs the run folder written by `harness run`")
     meta = json.loads(meta_file.read_text())
     cfg = Config(meta["config"])
+    if "train_data" not in meta:
+        raise HarnessError(f"{meta_file} predates dataset fingerprints (no 'train_data'); re-run `harness run` "
+                           "to get a checkpoint whose records can say what trained it")
+    ds_cfg = {"type": dataset} if dataset != cfg.dataset.type else dict(cfg.dataset)
+    same = dataset == cfg.dataset.type
+    splits = resolve_dataset(ds_cfg, data_root or (meta.get("data_root") if same else None))
+    records = require_eval_split(splits, split)
+    require_images(records, splits.image_root, f"{splits.name} {split}")
     method = build_method(cfg.method, meta["num_classes"])
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     sd = state.get("state_dict", state)
     sd = {k.removeprefix("module.").removeprefix("method."): v for k, v in sd.items()}
     missing, unexpected = method.load_state_dict(sd, strict=False)
     if missing or unexpected:
-        raise HarnessError(f"{ckpt}: weights do not match the method (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    ds_cfg = {"type": dataset} if dataset != cfg.dataset.type else dict(cfg.dataset)
-    splits = load_dataset(ds_cfg, data_root)
-    if not splits.split(split):
-        raise HarnessError(f"{splits.annotation_file}: split '{split}' is empty")
-    base = dict(method=cfg.method.type, train_dataset=cfg.dataset.type, seed=cfg.seed, config=meta["config"],
-                method_info=method.describe(), checkpoint=str(ckpt), checkpoint_selection="given", git_sha=git_sha())
+        raise HarnessError(f"{ckpt}: weights do not match the method "
+                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    epoch = _checkpoint_epoch(ckpt, state)
+    prov = Provenance("eval", cfg, int(cfg.seed), meta["train_data"],
+                      checkpoint=dict(path=str(ckpt), sha256=sha256_file(ckpt), epoch=epoch),
+                      selection=dict(rule="given", selected_epoch=epoch))
     store = ResultsStore(results_dir or cfg.results_dir)
-    return [write_eval_record(store, method, splits, split, base, cfg)]
+    return [write_eval_record(store, method, splits, records, split, prov, cfg.eval)]

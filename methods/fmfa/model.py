@@ -84,6 +84,9 @@ class FMFA(RetrievalMethod):
     def encode_text(self, ids):
         return self.encoder.text_features(ids)
 
+    def truncation_rate(self, captions):
+        return self.encoder.truncation_rate(captions)
+
     def describe(self):
         return dict(mode=self.mode, asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha, efa_margins=list(self.efa_margins),
                     efa_row_normalise=self.efa_row_normalise, mlm_contaminates_global=self.mlm_contaminates_global,

@@ -112,6 +112,7 @@ def build_synth3c(cache: Path | None = None, **overrides) -> Path:
 
 @DATASETS.register_module(name="synth")
 class SynthPEDES(CUHKPEDES):
+    generated = True  # built-in procedural data: random-init encoders are expected
     """Built-in dataset: generated on first use, then read through the CUHK-PEDES loader."""
 
     name = "synth"
@@ -122,6 +123,7 @@ class SynthPEDES(CUHKPEDES):
 
 @DATASETS.register_module(name="synth3c")
 class Synth3C(UFine3C):
+    generated = True
     """Built-in cross-domain evaluation set, read through the UFine3C loader."""
 
     name = "synth3c"

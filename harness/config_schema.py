@@ -1,0 +1,188 @@
+"""Types and ranges of every harness config value, checked before any data is read or model built.
+
+A bad value must stop a run with one line naming the key, never reach torch, PIL or mmengine (where it
+would surface as a traceback mid-training). Keys that no code reads are not in the schema, so they are
+rejected. Method keys are checked by each method's constructor (``check_*`` helpers below).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from .errors import ConfigError
+
+
+def _show(v) -> str:
+    return repr(v) if not isinstance(v, str) else f"'{v}'"
+
+
+def check_int(key: str, v, lo: int | None = None, hi: int | None = None):
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{key} must be an integer, got {_show(v)}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ConfigError(f"{key} must be {rng}, got {v}")
+    return v
+
+
+def check_float(key: str, v, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+                hi_open: bool = False):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{key} must be a finite number, got {_show(v)}")
+    if lo is not None and (v < lo or (lo_open and v == lo)):
+        raise ConfigError(f"{key} must be {'>' if lo_open else '>='} {lo}, got {v}")
+    if hi is not None and (v > hi or (hi_open and v == hi)):
+        raise ConfigError(f"{key} must be {'<' if hi_open else '<='} {hi}, got {v}")
+    return v
+
+
+def check_bool(key: str, v):
+    if not isinstance(v, bool):
+        raise ConfigError(f"{key} must be True or False, got {_show(v)}")
+    return v
+
+
+def check_str(key: str, v):
+    if not isinstance(v, str) or not v:
+        raise ConfigError(f"{key} must be a non-empty string, got {_show(v)}")
+    return v
+
+
+def check_choice(key: str, v, choices: Sequence):
+    if v not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(map(_show, choices))}; got {_show(v)}")
+    return v
+
+
+def check_keys(section: str, node, allowed) -> None:
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{section} must be a dict, got {_show(node)}")
+    bad = sorted(set(node) - set(allowed))
+    if bad:
+        prefix = f"{section}." if section else ""
+        raise ConfigError(f"unknown config key(s) {', '.join(prefix + b for b in bad)}; "
+                          f"allowed{' in ' + section if section else ''}: {', '.join(sorted(allowed))}")
+
+
+TOP = {"seed", "deterministic", "work_root", "results_dir", "train", "optim_wrapper", "param_scheduler", "eval",
+       "method", "dataset", "cross_domain"}
+
+TRAIN = {
+    "epochs": lambda k, v: check_int(k, v, 1),
+    "batch_size": lambda k, v: check_int(k, v, 1),
+    "num_workers": lambda k, v: check_int(k, v, 0),
+    "cache_images": check_bool,
+    "eval_interval": lambda k, v: check_int(k, v, 0),
+    "checkpoint_interval": lambda k, v: check_int(k, v, 1),
+    "max_keep_ckpts": lambda k, v: check_int(k, v, -1),
+    "log_interval": lambda k, v: check_int(k, v, 1),
+    "selection": lambda k, v: check_choice(k, v, ("last", "val")),
+    "val_split": lambda k, v: check_float(k, v, 0.0, 1.0, hi_open=True),
+    "sampler": lambda k, v: _check_sampler(k, v),
+}
+
+EVAL = {
+    "batch_size": lambda k, v: check_int(k, v, 1),
+    "chunk_size": lambda k, v: check_int(k, v, 1),
+}
+
+OPTIMIZERS_FLOAT = {  # optimizer keywords and their ranges; anything numeric must at least be finite
+    "lr": dict(lo=0.0, lo_open=True), "weight_decay": dict(lo=0.0), "eps": dict(lo=0.0, lo_open=True),
+    "momentum": dict(lo=0.0, hi=1.0), "dampening": dict(lo=0.0, hi=1.0),
+}
+
+
+def _check_sampler(key: str, v):
+    check_keys(key, v, {"type", "num_instances"})
+    check_choice(f"{key}.type", v.get("type"), ("random", "identity"))
+    if v["type"] == "identity":
+        check_int(f"{key}.num_instances", v.get("num_instances", 4), 1)
+    elif "num_instances" in v:
+        raise ConfigError(f"{key}.num_instances is only read by the 'identity' sampler")
+    return v
+
+
+def _check_optim(ow) -> None:
+    check_keys("optim_wrapper", ow, {"type", "optimizer", "paramwise_cfg", "clip_grad", "accumulative_counts",
+                                     "dtype", "loss_scale"})
+    kind = ow.get("type", "OptimWrapper")
+    check_choice("optim_wrapper.type", kind, ("OptimWrapper", "AmpOptimWrapper"))
+    if kind == "AmpOptimWrapper":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("optim_wrapper.type=AmpOptimWrapper needs a CUDA device and none is available; "
+                              "use the default OptimWrapper on CPU")
+    opt = ow.get("optimizer")
+    if not isinstance(opt, Mapping) or "type" not in opt:
+        raise ConfigError("optim_wrapper.optimizer must be a dict with a 'type' (e.g. Adam, AdamW, SGD)")
+    from mmengine.registry import OPTIMIZERS
+
+    if OPTIMIZERS.get(opt["type"]) is None:
+        raise ConfigError(f"optim_wrapper.optimizer.type: unknown optimizer '{opt['type']}'")
+    for name, value in opt.items():
+        key = f"optim_wrapper.optimizer.{name}"
+        if name in OPTIMIZERS_FLOAT:
+            check_float(key, value, **OPTIMIZERS_FLOAT[name])
+        elif name == "betas":
+            if not isinstance(value, Sequence) or len(value) != 2:
+                raise ConfigError(f"{key} must be a pair of numbers in [0, 1), got {_show(value)}")
+            for i, b in enumerate(value):
+                check_float(f"{key}[{i}]", b, 0.0, 1.0, hi_open=True)
+        elif name != "type" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            check_float(key, value)
+    if "accumulative_counts" in ow:
+        check_int("optim_wrapper.accumulative_counts", ow["accumulative_counts"], 1)
+
+
+def _check_schedulers(scheds) -> None:
+    if not isinstance(scheds, Sequence) or isinstance(scheds, str):
+        raise ConfigError(f"param_scheduler must be a list of dicts, got {_show(scheds)}")
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    for i, s in enumerate(scheds):
+        key = f"param_scheduler[{i}]"
+        if not isinstance(s, Mapping) or "type" not in s:
+            raise ConfigError(f"{key} must be a dict with a 'type'")
+        if PARAM_SCHEDULERS.get(s["type"]) is None:
+            raise ConfigError(f"{key}.type: unknown scheduler '{s['type']}'")
+        for b in ("begin", "end"):
+            if b in s and s[b] != "max_epochs":
+                check_int(f"{key}.{b}", s[b], 0)
+        for name, value in s.items():
+            if name not in ("type", "begin", "end", "by_epoch", "convert_to_iter_based") and \
+                    isinstance(value, (int, float)) and not isinstance(value, bool):
+                check_float(f"{key}.{name}", value)
+
+
+def _check_typed(key: str, node) -> None:
+    if not isinstance(node, Mapping) or not isinstance(node.get("type"), str) or not node["type"]:
+        raise ConfigError(f"'{key}.type' is required (a registered name, see `harness list`)")
+
+
+def validate_values(cfg: Mapping) -> None:
+    """Type- and range-check every harness-owned value (method values: the method's constructor)."""
+    check_keys("", cfg, TOP)
+    check_int("seed", cfg.get("seed", 0), 0, 2**32 - 1)
+    check_bool("deterministic", cfg.get("deterministic", True))
+    for k in ("work_root", "results_dir"):
+        if k in cfg:
+            check_str(k, cfg[k])
+    for section, spec in (("train", TRAIN), ("eval", EVAL)):
+        node = cfg.get(section, {})
+        check_keys(section, node, spec)
+        for name, value in node.items():
+            spec[name](f"{section}.{name}", value)
+    train = cfg.get("train", {})
+    if train.get("val_split") and train.get("selection", "last") != "val" and not train.get("eval_interval"):
+        raise ConfigError("train.val_split holds out identities for validation, but nothing validates: set "
+                          "train.selection='val' (or train.eval_interval > 0 to log val metrics)")
+    _check_optim(cfg.get("optim_wrapper", {}))
+    _check_schedulers(cfg.get("param_scheduler", []))
+    for key in ("method", "dataset"):
+        _check_typed(key, cfg.get(key))
+    xs = cfg.get("cross_domain", []) or []
+    if not isinstance(xs, Sequence) or isinstance(xs, str):
+        raise ConfigError(f"cross_domain must be a list of dataset dicts, got {_show(xs)}")
+    for i, x in enumerate(xs):
+        _check_typed(f"cross_domain[{i}]", x)

@@ -1,0 +1,133 @@
+"""The one builder of results records, for ``harness run`` and ``harness eval`` alike.
+
+A record must say exactly what produced its numbers, so that the leaderboard can put side by side only
+numbers that belong together: the config (and its hash), the data (a fingerprint of the annotation file,
+the split counts and the ordered query ids), the weights (checkpoint sha256 and epoch, encoder weight
+provenance), the code (harness version, git sha) and the method's declared deviations from its released
+code. Only what happened is written: the selection rule and epoch are the ones the training carried out.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..config import REPO_ROOT, config_hash, to_plain
+from ..data.records import EvalSet, Splits
+from ..evaluation import summarise
+from ..results import ResultsStore
+from .evaluate import evaluate_method
+
+log = logging.getLogger("harness")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def query_keys(ev: EvalSet) -> list[str]:
+    """A stable id per query, in evaluation order: gallery image path and caption number within it."""
+    seen: dict[int, int] = {}
+    keys = []
+    for img in ev.query_image_index:
+        k = seen.get(img, 0)
+        seen[img] = k + 1
+        keys.append(f"{ev.gallery_paths[img]}#{k}")
+    return keys
+
+
+def dataset_fingerprint(splits: Splits, ev: EvalSet | None = None) -> dict:
+    """What identifies the data behind a number: the annotation file's sha256, per-split counts and,
+    for an evaluation set, the sha256 of its ordered query ids (two records are paired-comparable only
+    when those agree)."""
+    fp = dict(name=splits.name, annotation_sha256=sha256_file(splits.annotation_file), counts=splits.counts())
+    if ev is not None:
+        blob = "\n".join(f"{pid}\t{key}" for pid, key in zip(ev.query_pids, query_keys(ev)))
+        fp.update(num_queries=len(ev.query_captions), num_gallery=len(ev.gallery_paths),
+                  query_ids_sha256=hashlib.sha256(blob.encode()).hexdigest())
+    return fp
+
+
+def git_state() -> dict:
+    """The commit of the harness source, when it runs from a git checkout (an installed wheel has none)."""
+    if not (REPO_ROOT / ".git").exists():
+        return dict(git_sha=None, git_dirty=None)
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=REPO_ROOT, capture_output=True, text=True,  # noqa: E731
+                                        timeout=5).stdout.strip()
+        sha = run("rev-parse", "HEAD") or None
+        dirty = bool(run("status", "--porcelain", "--untracked-files=no")) if sha else None
+        return dict(git_sha=sha, git_dirty=dirty)
+    except (OSError, subprocess.SubprocessError):
+        return dict(git_sha=None, git_dirty=None)
+
+
+def weight_provenance(method) -> list[dict] | str:
+    """Every pretrained file the method's encoders loaded ({path, sha256}), or 'random-init'."""
+    files = []
+    for mod in method.modules():
+        fn = getattr(mod, "weight_provenance", None)
+        if mod is not method and callable(fn):
+            files += list(fn())
+    return files or "random-init"
+
+
+@dataclass
+class Provenance:
+    """Everything about how the weights came to be, shared by the records of one trained model."""
+
+    kind: str  # "run" (trained by this job) or "eval" (a checkpoint evaluated by `harness eval`)
+    config: dict
+    seed: int
+    train: dict  # {dataset, fingerprint, notes, skipped} of the training data, as the run saw it
+    checkpoint: dict  # {path, sha256, epoch}
+    selection: dict  # {rule, selected_epoch, ...}: what was carried out
+    extra: dict = field(default_factory=dict)
+
+    def base(self, method) -> dict:
+        plain = to_plain(self.config)
+        return dict(kind=self.kind, method=plain["method"]["type"], seed=int(self.seed), config=plain,
+                    config_hash=config_hash(plain), method_info=method.describe(),
+                    deviations=[d.as_dict() for d in method.deviations()],
+                    encoder_weights=weight_provenance(method),
+                    train_dataset=self.train["dataset"], train_fingerprint=self.train["fingerprint"],
+                    checkpoint=self.checkpoint, selection=self.selection, harness_version=__version__,
+                    **git_state(), data_notes=self.train["notes"], data_skipped=self.train["skipped"], **self.extra)
+
+
+def train_data_facts(splits: Splits) -> dict:
+    """What a record says about the training data; saved in the work dir so `harness eval` can repeat it."""
+    return dict(dataset=splits.name, fingerprint=dataset_fingerprint(splits), notes=list(splits.notes),
+                skipped=dict(splits.skipped))
+
+
+def write_eval_record(store: ResultsStore, method, splits: Splits, records: list, split: str, prov: Provenance,
+                      eval_cfg, progress: bool = True) -> Path:
+    """Score ``method`` on one split and store the record and per-query results (atomically)."""
+    ev = EvalSet.from_records(records, splits.image_root)
+    t = time.time()
+    pq = evaluate_method(method, ev, eval_cfg.batch_size, eval_cfg.chunk_size, progress=progress)
+    metrics = summarise(pq)
+    sources = np.array([s or "" for s in ev.query_sources])
+    per_source = {s: summarise(pq.subset(sources == s)) for s in sorted(set(sources))} if any(ev.query_sources) else {}
+    rec = dict(prov.base(method), eval_dataset=splits.name, split=split,
+               eval_fingerprint=dataset_fingerprint(splits, ev), metrics=metrics, per_source=per_source,
+               num_queries=len(ev.query_captions), num_gallery=len(ev.gallery_paths),
+               text_truncation_rate=method.truncation_rate(ev.query_captions),
+               eval_seconds=round(time.time() - t, 2), eval_skipped=splits.skipped)
+    keys = np.array(query_keys(ev), dtype="U")
+    per_query = dict(pq.as_dict(), query_key=keys, query_pid=np.asarray(ev.query_pids),
+                     query_image=np.asarray(ev.query_image_index), query_source=sources.astype("U"))
+    path = store.write(rec, per_query)
+    log.info(f"{splits.name}: " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+    return path
