@@ -6,6 +6,7 @@ from scipy import stats
 
 from harness.leaderboard.stats import bootstrap_ci, holm, randomization_test, seed_test
 from harness.results import ResultsStore
+from harness.results.store import SCHEMA_VERSION
 
 
 def test_randomization_agrees_with_scipy_permutation_test():
@@ -59,4 +60,4 @@ def test_concurrent_writers_lose_nothing_and_temp_folders_are_invisible(tmp_path
     assert sorted(r["seed"] for r in recs) == list(range(16))
     for r in recs:
         assert ResultsStore.per_query(r)["first_rank"][0] == r["seed"]
-        assert json.loads((tmp_path / r["record_id"] / "record.json").read_text())["schema_version"] == 1
+        assert json.loads((tmp_path / r["record_id"] / "record.json").read_text())["schema_version"] == SCHEMA_VERSION
