@@ -109,6 +109,14 @@ def _add_leaderboard(sub):
 def cmd_leaderboard(a):
     from .leaderboard.build import build_leaderboards
 
+    if not Path(a.results_dir).is_dir():
+        raise HarnessError(f"results folder {a.results_dir} does not exist; run `harness run ...` first or pass "
+                           "--results-dir DIR")
+    if a.resamples < 99:
+        raise HarnessError(f"--resamples {a.resamples}: use at least 99 (p-values are multiples of 1/(resamples+1))")
+    if not 0 < a.alpha < 1:
+        raise HarnessError(f"--alpha {a.alpha}: must be between 0 and 1")
+
     for p in build_leaderboards(a.results_dir, a.out, resamples=a.resamples, alpha=a.alpha):
         print(p)
     return 0
@@ -150,8 +158,21 @@ def main(argv=None) -> int:
     except HarnessError as exc:
         if args.verbose:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written to the results store for unfinished evaluations", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: still one line, with the way to the traceback
+        if args.verbose:
+            raise
+        print(f"internal error: {type(exc).__name__}: {_one_line(exc)} (this is a bug in the harness or a plugin; "
+              "run with -v for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

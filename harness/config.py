@@ -64,7 +64,10 @@ def load_config(method: str | None = None, dataset: str | None = None, config: s
     cfg = Config(defaults)
     cfg.merge_from_dict(chain.to_dict())
     if options:
-        cfg.merge_from_dict(options)
+        try:
+            cfg.merge_from_dict(options)
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ConfigError(f"--cfg-options cannot be merged into the config: {exc}") from None
     validate(cfg, config or f"{method} x {dataset}")
     return cfg
 
@@ -103,10 +106,32 @@ def _fromfile_with_runtime_root(path: Path) -> Config:
 
 def validate(cfg: Config, where: str) -> None:
     """Every harness value type- and range-checked (harness/config_schema.py); the error names ``where``."""
+    plain = cfg.to_dict() if isinstance(cfg, Config) else cfg
     try:
-        validate_values(cfg.to_dict() if isinstance(cfg, Config) else cfg)
+        validate_values(plain)
+        get_method_class(plain["method"]["type"]).validate_config(dict(plain["method"]))
+        for key, ds in [("dataset", plain["dataset"])] + [(f"cross_domain[{i}]", x)
+                                                          for i, x in enumerate(plain.get("cross_domain") or [])]:
+            check_dataset_keys(key, ds)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def check_dataset_keys(key: str, ds: dict) -> None:
+    """A dataset section may hold only the keywords its class takes (plus ``type``)."""
+    import inspect
+
+    from .registry import get_dataset_class
+
+    cls = get_dataset_class(ds["type"])
+    params = getattr(cls, "config_keys", None) or inspect.signature(cls.__init__).parameters
+    if any(getattr(p, "kind", None) is inspect.Parameter.VAR_KEYWORD for p in getattr(params, "values", list)()):
+        return
+    bad = sorted(set(ds) - set(params) - {"type"})
+    if bad:
+        allowed = sorted(n for n in params if n != "self")
+        raise ConfigError(f"unknown config key(s) {', '.join(f'{key}.{b}' for b in bad)} for dataset "
+                          f"'{ds['type']}'; allowed: {', '.join(allowed)}")
 
 
 def parse_options(items: list[str] | None) -> dict:

@@ -116,6 +116,7 @@ def _check_optim(ow) -> None:
     opt = ow.get("optimizer")
     if not isinstance(opt, Mapping) or "type" not in opt:
         raise ConfigError("optim_wrapper.optimizer must be a dict with a 'type' (e.g. Adam, AdamW, SGD)")
+    import mmengine.optim  # noqa: F401  (registers torch's optimizers and schedulers)
     from mmengine.registry import OPTIMIZERS
 
     if OPTIMIZERS.get(opt["type"]) is None:
@@ -138,6 +139,7 @@ def _check_optim(ow) -> None:
 def _check_schedulers(scheds) -> None:
     if not isinstance(scheds, Sequence) or isinstance(scheds, str):
         raise ConfigError(f"param_scheduler must be a list of dicts, got {_show(scheds)}")
+    import mmengine.optim  # noqa: F401
     from mmengine.registry import PARAM_SCHEDULERS
 
     for i, s in enumerate(scheds):

@@ -67,6 +67,29 @@ class RetrievalMethod(nn.Module):
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected config keys: {sorted(kwargs)}")
 
+    @classmethod
+    def validate_config(cls, cfg: dict) -> None:
+        """Check the ``method`` config section before any data is loaded or weights built; raise
+        ``ConfigError`` naming the key. The default rejects keys the constructor does not take;
+        methods extend it with type and range checks of their own values (harness.config_schema)."""
+        import inspect
+
+        from .errors import ConfigError
+
+        params = inspect.signature(cls.__init__).parameters
+        if any(p.kind is p.VAR_KEYWORD for n, p in params.items() if n != "kwargs") or cls.__init__ is object.__init__:
+            return
+        own = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD and n not in ("self", "num_classes")}
+        if "kwargs" in params:  # a subclass passing **kwargs up: the base class's keywords are allowed too
+            for base in cls.__mro__[1:]:
+                if base is RetrievalMethod:
+                    break
+                own |= {n for n in inspect.signature(base.__init__).parameters if n not in ("self", "kwargs")}
+        bad = sorted(set(cfg) - own - {"type"})
+        if bad:
+            raise ConfigError(f"unknown config key(s) {', '.join('method.' + b for b in bad)} for method "
+                              f"'{cfg.get('type')}'; allowed: {', '.join(sorted(own))}")
+
     @property
     def device(self) -> torch.device:
         """Where the method's parameters live (the harness moves inputs there)."""

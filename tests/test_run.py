@@ -127,7 +127,8 @@ def test_eval_command_scores_a_checkpoint_on_another_dataset(finished_run, tmp_p
     (["run", "--method", "nope", "--dataset", "synth"], "unknown method 'nope'; available: fmfa"),
     (["run", "--method", "fmfa", "--dataset", "nope"], "unknown dataset 'nope'"),
     (["run", "--method", "fmfa", "--dataset", "synth", "--cfg-options", "train.bogus=1"], "unknown config key(s) train.bogus"),
-    (["run", "--method", "fmfa", "--dataset", "synth", "--cfg-options", "method.bogus=1"], "unexpected config keys: ['bogus']"),
+    (["run", "--method", "fmfa", "--dataset", "synth", "--cfg-options", "method.bogus=1"],
+     "unknown config key(s) method.bogus for method 'fmfa'"),
     (["run", "--method", "fmfa", "--dataset", "icfg", "--data-root", "/nonexistent"], "data root /nonexistent does not exist"),
 ])
 def test_cli_errors_are_clear_and_nonzero(argv, message, capsys, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+from ..config import check_dataset_keys
 from ..data.loading import check_images_exist
 from ..data.records import Splits
 from ..errors import ConfigError, DataError, ImageError
@@ -20,12 +21,8 @@ def resolve_dataset(ds_cfg: dict, data_root: str | None = None, annotation_file:
     if annotation_file:
         cfg["annotation_file"] = annotation_file
     cls = get_dataset_class(name)
+    check_dataset_keys("dataset", dict(cfg, type=name))
     accepted = inspect.signature(cls.__init__).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-        bad = sorted(set(cfg) - set(accepted))
-        if bad:
-            raise ConfigError(f"dataset '{name}': unknown config key(s) {', '.join('dataset.' + b for b in bad)}; "
-                              f"allowed: {', '.join(sorted(k for k in accepted if k != 'self'))}")
     if "root" in accepted and accepted["root"].default is inspect.Parameter.empty and "root" not in cfg:
         raise ConfigError(f"dataset '{name}' needs its root folder: pass --data-root DIR (or set dataset.root)")
     return cls(**cfg).load()

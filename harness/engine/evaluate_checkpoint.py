@@ -12,7 +12,7 @@ from ..errors import HarnessError
 from ..results import ResultsStore
 from . import checkpoint_compat  # noqa: F401
 from .build import build_method, require_eval_split, require_images, resolve_dataset
-from .records import Provenance, sha256_file, write_eval_record
+from .records import Provenance, evaluate_record, sha256_file, store_all
 from .selection import BEST_META, BEST_WEIGHTS
 
 
@@ -55,5 +55,5 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     prov = Provenance("eval", cfg, int(cfg.seed), meta["train_data"],
                       checkpoint=dict(path=str(ckpt), sha256=sha256_file(ckpt), epoch=epoch),
                       selection=dict(rule="given", selected_epoch=epoch))
-    store = ResultsStore(results_dir or cfg.results_dir)
-    return [write_eval_record(store, method, splits, records, split, prov, cfg.eval)]
+    result = evaluate_record(method, splits, records, split, prov, cfg.eval)
+    return store_all(ResultsStore(results_dir or cfg.results_dir), [result])

@@ -111,9 +111,9 @@ def train_data_facts(splits: Splits) -> dict:
                 skipped=dict(splits.skipped))
 
 
-def write_eval_record(store: ResultsStore, method, splits: Splits, records: list, split: str, prov: Provenance,
-                      eval_cfg, progress: bool = True) -> Path:
-    """Score ``method`` on one split and store the record and per-query results (atomically)."""
+def evaluate_record(method, splits: Splits, records: list, split: str, prov: Provenance, eval_cfg,
+                    progress: bool = True) -> tuple[dict, dict]:
+    """Score ``method`` on one split: the record and its per-query arrays, not yet stored."""
     ev = EvalSet.from_records(records, splits.image_root)
     t = time.time()
     pq = evaluate_method(method, ev, eval_cfg.batch_size, eval_cfg.chunk_size, progress=progress)
@@ -128,6 +128,11 @@ def write_eval_record(store: ResultsStore, method, splits: Splits, records: list
     keys = np.array(query_keys(ev), dtype="U")
     per_query = dict(pq.as_dict(), query_key=keys, query_pid=np.asarray(ev.query_pids),
                      query_image=np.asarray(ev.query_image_index), query_source=sources.astype("U"))
-    path = store.write(rec, per_query)
     log.info(f"{splits.name}: " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
-    return path
+    return rec, per_query
+
+
+def store_all(store: ResultsStore, results: list[tuple[dict, dict]]) -> list[Path]:
+    """Write records only once every evaluation of the job has succeeded: a failure in the last one
+    leaves the store as it was (each record folder is itself written atomically)."""
+    return [store.write(rec, pq) for rec, pq in results]

@@ -9,7 +9,7 @@ from mmengine.dist import get_world_size, is_main_process
 from ..errors import ConfigError, HarnessError
 from ..results import ResultsStore
 from .build import is_generated, require_eval_split, require_images, resolve_dataset
-from .records import Provenance, weight_provenance, write_eval_record
+from .records import Provenance, evaluate_record, store_all, weight_provenance
 from .selection import hold_out_val
 from .train import seeded_method, train, work_dir_for
 
@@ -56,8 +56,5 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
     prov = Provenance("run", cfg, int(cfg.seed), trained.train_data, trained.checkpoint, trained.selection,
                       extra=dict(work_dir=str(trained.work_dir), train_seconds=trained.train_seconds,
                                  world_size=get_world_size()))
-    store = ResultsStore(results_dir or cfg.results_dir)
-    written = [write_eval_record(store, trained.method, splits, splits.test, "test", prov, cfg.eval, progress)]
-    for xs in cross:
-        written.append(write_eval_record(store, trained.method, xs, xs.test, "test", prov, cfg.eval, progress))
-    return written
+    results = [evaluate_record(trained.method, s, s.test, "test", prov, cfg.eval, progress) for s in [splits, *cross]]
+    return store_all(ResultsStore(results_dir or cfg.results_dir), results)

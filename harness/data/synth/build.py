@@ -112,10 +112,11 @@ def build_synth3c(cache: Path | None = None, **overrides) -> Path:
 
 @DATASETS.register_module(name="synth")
 class SynthPEDES(CUHKPEDES):
-    generated = True  # built-in procedural data: random-init encoders are expected
     """Built-in dataset: generated on first use, then read through the CUHK-PEDES loader."""
 
     name = "synth"
+    generated = True  # built-in procedural data: random-init encoders are expected
+    config_keys = ("root", *DEFAULTS)  # the generator's parameters (see DEFAULTS)
 
     def __init__(self, root: str | None = None, **params):
         super().__init__(build_synth(Path(root) if root else None, **params))
@@ -123,10 +124,11 @@ class SynthPEDES(CUHKPEDES):
 
 @DATASETS.register_module(name="synth3c")
 class Synth3C(UFine3C):
-    generated = True
     """Built-in cross-domain evaluation set, read through the UFine3C loader."""
 
     name = "synth3c"
+    generated = True
+    config_keys = ("root", *DEFAULTS)
 
     def __init__(self, root: str | None = None, **params):
         super().__init__(build_synth3c(Path(root) if root else None, **params))
