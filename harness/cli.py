@@ -22,7 +22,8 @@ def _add_run(sub):
     p.add_argument("--results-dir", help="results store (default: results/)")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
     p.add_argument("--launcher", default="none", choices=["none", "pytorch"], help="'pytorch' under torchrun (DDP)")
-    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. train.batch_size=32")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE",
+                   help="override config keys, e.g. train.batch_size=32")
 
 
 def cmd_run(a):
@@ -89,12 +90,12 @@ def _add_list(sub):
 
 
 def cmd_list(a):
-    from .registry import DATASETS, ENCODERS, METHODS, discover_plugins
+    from .registry import DATASETS, ENCODERS, METHODS, discover_plugins, names
 
     eps = discover_plugins()
-    print("methods:  " + ", ".join(f"{n} ({eps.get(n, 'built-in')})" for n in sorted(METHODS.module_dict)))
-    print("datasets: " + ", ".join(sorted(DATASETS.module_dict)))
-    print("encoders: " + ", ".join(sorted(ENCODERS.module_dict)))
+    print("methods:  " + ", ".join(f"{n} ({eps.get(n, 'built-in')})" for n in names(METHODS)))
+    print("datasets: " + ", ".join(names(DATASETS)))
+    print("encoders: " + ", ".join(names(ENCODERS)))
     return 0
 
 

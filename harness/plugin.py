@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -53,7 +54,8 @@ class RetrievalMethod(nn.Module):
     - ``captions``: list of B strings
     - ``pids``: LongTensor [B], contiguous training identity labels
     - ``image_ids``: LongTensor [B], index of the image in the training split
-    - ``generator``: torch.Generator seeded per (seed, epoch, step), for reproducible masking
+    - ``generator``: torch.Generator seeded from (run seed, epoch, index of the batch's first sample), so masking
+      and token dropping repeat exactly after a resume (harness/engine/model.py)
     """
 
     #: how scores should be read by metrics that depend on the raw score scale (mSD)

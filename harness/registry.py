@@ -1,13 +1,14 @@
 """mmengine registries for methods, datasets and encoders, plus entry-point plugin discovery.
 
-Third-party method packages register under the ``tipr.methods`` entry-point group; the
-harness imports them lazily the first time a method is looked up, so a broken plugin only
-breaks runs that use it.
+The built-in datasets and encoders register themselves with decorators in their own modules; the
+registries import those modules lazily, through mmengine's ``locations`` (as mmpretrain does), the first
+time a name is looked up. This module imports none of them, so there is no import cycle.
+Third-party method packages register under the ``tipr.methods`` entry-point group and are imported the
+first time a method is looked up, so a broken plugin only breaks runs that use it.
 """
 from __future__ import annotations
 
 import importlib.metadata as md
-import logging
 import warnings
 
 from mmengine.registry import Registry
@@ -15,18 +16,11 @@ from mmengine.registry import Registry
 from .errors import ConfigError, UnknownNameError
 
 METHODS = Registry("tipr_method", scope="tipr")
-DATASETS = Registry("tipr_dataset", scope="tipr")
-ENCODERS = Registry("tipr_encoder", scope="tipr")
+DATASETS = Registry("tipr_dataset", scope="tipr", locations=["harness.data.formats", "harness.data.synth.build"])
+ENCODERS = Registry("tipr_encoder", scope="tipr", locations=["harness.encoders.clip", "harness.encoders.bert"])
 
 ENTRY_POINT_GROUP = "tipr.methods"
 _discovered = False
-log = logging.getLogger(__name__)
-
-
-def _builtin_imports():
-    # Importing these modules runs their @register_module decorators.
-    from .data import formats, synth  # noqa: F401
-    from .encoders import clip, bert  # noqa: F401
 
 
 def discover_plugins(force: bool = False) -> dict[str, str]:
@@ -36,45 +30,42 @@ def discover_plugins(force: bool = False) -> dict[str, str]:
     is reported as a warning and skipped.
     """
     global _discovered
-    _builtin_imports()
-    seen = {}
-    if _discovered and not force:
-        return {ep.name: ep.value for ep in md.entry_points(group=ENTRY_POINT_GROUP)}
-    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-        seen[ep.name] = ep.value
-        try:
-            cls = ep.load()
-        except Exception as exc:  # a broken plugin must not take the harness down
-            warnings.warn(f"method plugin '{ep.name}' ({ep.value}) failed to import: {exc}")
-            continue
-        if METHODS.get(ep.name) is None:
-            METHODS.register_module(name=ep.name, module=cls, force=True)
-    _discovered = True
-    return seen
+    eps = {ep.name: ep for ep in md.entry_points(group=ENTRY_POINT_GROUP)}
+    if not _discovered or force:
+        for name, ep in eps.items():
+            try:
+                cls = ep.load()
+            except Exception as exc:  # a broken plugin must not take the harness down
+                warnings.warn(f"method plugin '{name}' ({ep.value}) failed to import: {exc}", stacklevel=2)
+                continue
+            if METHODS.get(name) is None:
+                METHODS.register_module(name=name, module=cls, force=True)
+        _discovered = True
+    return {name: ep.value for name, ep in eps.items()}
+
+
+def names(registry: Registry) -> list[str]:
+    """Every name a registry can build (its lazy locations imported, plugins discovered)."""
+    if registry is METHODS:
+        discover_plugins()
+    registry.import_from_location()
+    return sorted(registry.module_dict)
+
+
+def lookup(registry: Registry, name: str):
+    """The one lookup: the class or builder registered under ``name``, or an error listing the names."""
+    obj = registry.get(name) if registry is not METHODS else (discover_plugins(), registry.get(name))[1]
+    if obj is None:
+        raise UnknownNameError(registry.name.removeprefix("tipr_"), name, names(registry))
+    return obj
 
 
 def get_method_class(name: str):
-    discover_plugins()
-    cls = METHODS.get(name)
-    if cls is None:
-        raise UnknownNameError("method", name, METHODS.module_dict.keys())
-    return cls
+    return lookup(METHODS, name)
 
 
 def get_dataset_class(name: str):
-    _builtin_imports()
-    cls = DATASETS.get(name)
-    if cls is None:
-        raise UnknownNameError("dataset", name, DATASETS.module_dict.keys())
-    return cls
-
-
-def get_encoder_builder(name: str):
-    _builtin_imports()
-    fn = ENCODERS.get(name)
-    if fn is None:
-        raise UnknownNameError("encoder", name, ENCODERS.module_dict.keys())
-    return fn
+    return lookup(DATASETS, name)
 
 
 def build_encoder(cfg: dict | None, kind: str):
@@ -87,4 +78,4 @@ def build_encoder(cfg: dict | None, kind: str):
     for key in ("checkpoint", "path"):  # 'random': random-init weights asked for on purpose (see engine/run.py)
         if cfg.get(key) == "random":
             cfg[key] = None
-    return get_encoder_builder(kind)(**cfg)
+    return lookup(ENCODERS, kind)(**cfg)

@@ -44,17 +44,19 @@ from .model import {cls}  # noqa: F401
 
 MODEL = '''"""{cls}: starts as a CLIP dual encoder trained with symmetric InfoNCE. Replace with the method.
 
-The harness calls only ``tokenize``, ``encode_image``, ``encode_text`` and ``loss``; it normalises
-the features, ranks the gallery, computes the metrics and stores the results.
+The harness calls only the ``RetrievalMethod`` interface (``tokenize``, ``encode_image``, ``encode_text``,
+``loss``; ``CLIPDualEncoder`` supplies the first three from the shared CLIP encoder); it normalises the
+features, ranks the gallery, computes the metrics and stores the results.
 """
 import torch
 import torch.nn.functional as F
 
+from harness.encoders.dual import CLIPDualEncoder
 from harness.plugin import ImageSpec, RetrievalMethod
 from harness.registry import build_encoder
 
 
-class {cls}(RetrievalMethod):
+class {cls}(CLIPDualEncoder, RetrievalMethod):
     def __init__(self, num_classes: int = 0, encoder: dict | None = None, temperature: float = 0.02, **kwargs):
         super().__init__(num_classes=num_classes, **kwargs)  # unknown config keys raise a clear error
         self.encoder = build_encoder(encoder, "clip")  # the shared open_clip encoder
@@ -63,15 +65,6 @@ class {cls}(RetrievalMethod):
     @property
     def image_spec(self) -> ImageSpec:
         return ImageSpec(size=self.encoder.image_size)
-
-    def tokenize(self, captions):
-        return self.encoder.tokenize(captions)
-
-    def encode_image(self, images):
-        return self.encoder.image_features(images)
-
-    def encode_text(self, ids):
-        return self.encoder.text_features(ids)
 
     def loss(self, batch):
         ids = self.tokenize(batch["captions"]).to(batch["images"].device)
@@ -95,10 +88,8 @@ train = dict(epochs=60, batch_size=64)
 '''
 
 SYNTH_CFG = '''# {cls} on the harness' built-in synthetic dataset: tiny encoder, a few CPU minutes.
-_base_ = ["./default.py"]
+_base_ = ["./default.py"]  # the harness merges its own synth dataset config (dataset, cross_domain) underneath
 
-dataset = dict(type="synth")
-cross_domain = [dict(type="synth3c")]
 method = dict(encoder=dict(preset="tiny", image_size=(64, 32), context_length=48))
 train = dict(epochs=6, batch_size=64, cache_images=True)
 optim_wrapper = dict(optimizer=dict(lr=5e-4, eps=1e-8))

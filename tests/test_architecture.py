@@ -1,0 +1,85 @@
+"""Layering checks: no import cycle inside the harness package, and the packaging stays honest."""
+import ast
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "harness"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PKG.rglob("*.py")}
+
+
+def _resolve(mod: str, is_pkg: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = mod.split(".") if is_pkg else mod.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _edges(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """Module-level imports (what runs at import time) between harness modules, plus each module's parents."""
+    graph = {m: set() for m in mods}
+    for mod, path in mods.items():
+        is_pkg = path.name == "__init__.py"
+        targets = []
+        for node in ast.parse(path.read_text()).body:  # top level only: imports inside functions are lazy
+            if isinstance(node, ast.Import):
+                targets += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(mod, is_pkg, node)
+                targets += [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+        for t in targets:
+            while t and t not in mods and "." in t:
+                t = t.rsplit(".", 1)[0]
+            if t in mods and t != mod:
+                graph[mod].add(t)
+                parent = t.rsplit(".", 1)[0] if "." in t else None
+                while parent and parent in mods and parent != mod and not mod.startswith(parent + "."):
+                    graph[mod].add(parent)
+                    parent = parent.rsplit(".", 1)[0] if "." in parent else None
+    return graph
+
+
+def test_no_import_cycle_in_the_harness_package():
+    graph = _edges(_modules())
+    state, stack = {}, []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph[n]):
+            if state.get(m) == 1:
+                cycle = stack[stack.index(m):] + [m]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if m not in state:
+                visit(m)
+        stack.pop()
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n)
+
+
+def test_every_harness_package_is_in_the_wheel():
+    """pyproject lists packages explicitly (methods/ installs as tipr_methods); a new sub-package must be added."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {_module_name(p.parent) for p in PKG.rglob("*.py") if "__pycache__" not in p.parts}
+    on_disk |= {"tipr_methods." + p.parent.name for p in (ROOT / "methods").glob("*/__init__.py")}
+    assert on_disk - listed == set()
+
+
+def test_no_top_level_methods_or_datasets_package_is_installed():
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    tops = {p.split(".")[0] for p in cfg["packages"]}
+    assert tops == {"harness", "tipr_methods"}
+    assert not (ROOT / "datasets" / "__init__.py").exists()  # would shadow Hugging Face `datasets` on sys.path
