@@ -83,3 +83,32 @@ def test_no_top_level_methods_or_datasets_package_is_installed():
     tops = {p.split(".")[0] for p in cfg["packages"]}
     assert tops == {"harness", "tipr_methods"}
     assert not (ROOT / "datasets" / "__init__.py").exists()  # would shadow Hugging Face `datasets` on sys.path
+
+
+def test_non_editable_install_resolves_every_method_and_dataset_config(tmp_path):
+    """A wheel installed into a bare target folder, used from another directory: every method x dataset
+    config resolves (dataset defaults included), and no top-level `methods`/`datasets` is installed."""
+    import os
+    import subprocess
+    import sys
+
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(target), str(ROOT)], check=True, capture_output=True, timeout=600)
+    assert not (target / "methods").exists() and not (target / "datasets").exists()
+    probe = (
+        "import harness, tipr_methods\n"
+        "from harness.config import load_config, dataset_config_dir\n"
+        "from harness.registry import METHODS, DATASETS, names\n"
+        "assert harness.__file__.startswith(%r), harness.__file__\n"
+        "assert str(dataset_config_dir()).startswith(%r)\n"
+        "for m in names(METHODS):\n"
+        "    for d in ('cuhk', 'icfg', 'rstp', 'ufine6926', 'synth'):\n"
+        "        cfg = load_config(m, d)\n"
+        "        assert cfg.dataset.type == d, (m, d)\n"
+        "        assert d == 'synth' or cfg.dataset.root, (m, d)\n"
+        "print('ok')\n" % (str(target), str(target)))
+    env = dict(os.environ, PYTHONPATH=str(target))
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
