@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts a single-node SLURM (slurmctld + slurmd on this host, munge authentication) for
 # tests/test_slurm.py. Debian/Ubuntu only: installs slurm-wlm and munge with apt-get when missing.
-# No cgroups are needed: process tracking is proctrack/linuxproc and task binding is off.
+# Processes are tracked without cgroups (proctrack/linuxproc, task/none); slurmd 22.05 (Debian 12)
+# still loads its cgroup plugin at start (CgroupPlugin=disabled exists only from 23.02), which works
+# with the cgroup v1 hierarchy of these machines.
 # Idempotent: a second call finds `sinfo` answering and returns at once. Exit status 0 = SLURM is up.
 set -euo pipefail
 STATE=${TIPR_SLURM_STATE:-/var/tmp/tipr-slurm}
@@ -12,6 +14,7 @@ node_up() { timeout 5 sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allo
 if pid_alive "$STATE/slurmctld.pid" && pid_alive "$STATE/slurmd.pid" && node_up; then
   log "SLURM already running: $(sinfo -h -o '%N %T %c CPUs')"; exit 0
 fi
+if [ "$(id -u)" != 0 ]; then log "must run as root (it writes /etc/slurm/slurm.conf and starts daemons)"; exit 1; fi
 if ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then
   command -v apt-get >/dev/null || { log "no apt-get: install slurm-wlm and munge by hand"; exit 1; }
   log "installing slurm-wlm and munge (apt-get)"
@@ -48,6 +51,7 @@ cat > /etc/slurm/slurm.conf <<CONF
 ClusterName=tipr
 SlurmctldHost=$HOST
 AuthType=auth/munge
+# a requeued job may start again after cred_expire seconds (default 120)
 AuthInfo=cred_expire=10
 SlurmUser=root
 SlurmdUser=root
@@ -68,6 +72,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
 JobRequeue=1
+# SIGTERM -> SIGKILL delay when a job is cancelled or requeued
 KillWait=5
 MinJobAge=600
 SchedulerParameters=defer_batch=0
@@ -75,7 +80,7 @@ NodeName=$HOST CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
 
-pid_alive "$STATE/slurmctld.pid" || { log "starting slurmctld"; /usr/sbin/slurmctld -i; }
+pid_alive "$STATE/slurmctld.pid" || { log "starting slurmctld (fresh state)"; /usr/sbin/slurmctld -c -i; }
 pid_alive "$STATE/slurmd.pid" || { log "starting slurmd"; /usr/sbin/slurmd; }
 for _ in $(seq 30); do
   if pid_alive "$STATE/slurmd.pid" && node_up; then
