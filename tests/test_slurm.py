@@ -1,6 +1,7 @@
 """``harness sweep --executor slurm`` against a real SLURM (single node, started by .ci/slurm_up.sh):
-an array of two tiny synth runs, one requeued mid-run with ``scontrol requeue``; every record, the
-resume from the checkpoint (same metrics as an uninterrupted run) and the leaderboard job are checked."""
+an array of two tiny synth runs, one requeued mid-run with ``scontrol requeue``, the other sent the
+preemption signal (USR2: submitit checkpoints and requeues it); every record, the resume from the
+checkpoint (same metrics as an uninterrupted run) and the afterany leaderboard job are checked."""
 import os
 import shutil
 import subprocess
@@ -76,11 +77,16 @@ def test_slurm_array_with_a_requeued_job_resumes_and_rebuilds_the_leaderboard(tm
                            env=dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
-    # requeue job 0 once its first epoch checkpoint is complete (mmengine writes last_checkpoint after it)
-    wd = tmp_path / "work_dirs" / j0.key
+    # once a job's first checkpoint is complete (mmengine writes last_checkpoint after it): requeue job 0
+    # by hand, and give job 1 SLURM's preemption/time-limit warning (USR2), on which submitit
+    # checkpoints the job (the same call) and requeues it itself
+    wd, wd1 = tmp_path / "work_dirs" / j0.key, tmp_path / "work_dirs" / j1.key
     _wait(lambda: (wd / "last_checkpoint").exists(), 300, f"{wd}/last_checkpoint")
     assert not (wd / "epoch_3.pth").exists()
     subprocess.run(["scontrol", "requeue", j0.job_id], check=True, timeout=60)
+    _wait(lambda: (wd1 / "last_checkpoint").exists(), 300, f"{wd1}/last_checkpoint")
+    assert not (wd1 / "epoch_3.pth").exists()
+    subprocess.run(["scancel", "--signal=USR2", j1.job_id], check=True, timeout=60)
 
     data, statuses = wait_for(SweepFolder(sweep), timeout_s=420, poll_s=2)
     assert [s.state for s in statuses] == ["done", "done"], statuses
@@ -89,6 +95,11 @@ def test_slurm_array_with_a_requeued_job_resumes_and_rebuilds_the_leaderboard(tm
     log0 = (sweep / "logs" / f"{j0.job_id}_0_log.out").read_text()
     assert "stopped by SIGTERM" in log0 and "restart 1)" in log0
     assert f"Loads checkpoint by local backend from path: {wd}/epoch_" in log0  # resumed, not restarted
+    log1 = (sweep / "logs" / f"{j1.job_id}_0_log.out").read_text()
+    log1 += (sweep / "logs" / f"{j1.job_id}_0_log.err").read_text()
+    assert "Caught signal SIGUSR2" in log1 and "Calling checkpoint method" in log1 and "restart 1)" in log1
+    assert "triggered an exception" not in log1  # the requeue's SIGTERM ended the first try without a result
+    assert f"Loads checkpoint by local backend from path: {wd1}/epoch_" in log1
     assert read_result(sweep / "logs", data["leaderboard_job_id"]) == ("success", "")
     board = (tmp_path / "leaderboards" / "README.md").read_text()
     assert "## synth" in board and "from 2 stored records" in board

@@ -137,3 +137,26 @@ def test_sweep_needs_a_grid_and_status_needs_a_sweep(tmp_path, capsys):
     assert main(["sweep", "--methods", "fmfa", "--datasets", "synth", "--seeds", "a,b"]) == 2
     err = capsys.readouterr().err
     assert "give --methods and --datasets" in err and "no sweep found" in err and "integers" in err
+
+
+def test_job_command_launches_ddp_per_node_from_the_slurm_environment(monkeypatch):
+    """Multi-node: submitit starts one task per node; each runs torchrun with its node rank and the
+    first node of SLURM_JOB_NODELIST as rendezvous, and splits the task's cores among its processes."""
+    import submitit
+
+    from harness.sweep.job import SweepJob
+
+    for k, v in dict(SUBMITIT_EXECUTOR="slurm", SLURM_JOB_ID="77", SLURM_JOB_NUM_NODES="2", SLURM_NODEID="1",
+                     SLURM_JOB_NODELIST="gpu[03-04]", SLURM_NTASKS="2", SLURM_PROCID="1", SLURM_LOCALID="0",
+                     SLURM_CPUS_PER_TASK="32").items():
+        monkeypatch.setenv(k, v)
+    job = SweepJob("k", ["--method", "fmfa"], "/tmp", nproc_per_node=4)
+    cmd = job.command(submitit.JobEnvironment())
+    i = cmd.index("torch.distributed.run")
+    assert cmd[i + 1:i + 5] == ["--nnodes=2", "--node_rank=1", "--master_addr=gpu03", cmd[i + 4]]
+    assert cmd[i + 4].startswith("--master_port=") and "--nproc_per_node=4" in cmd
+    assert cmd[-7:] == ["-m", "harness", "run", "--method", "fmfa", "--launcher", "pytorch"]
+    assert job.thread_budget() == 8
+    single = SweepJob("k", ["--seed", "0"], "/tmp")
+    monkeypatch.setenv("SLURM_JOB_NUM_NODES", "1")
+    assert single.command(submitit.JobEnvironment())[1:] == ["-m", "harness", "run", "--seed", "0"]

@@ -95,11 +95,14 @@ class SweepJob(submitit.helpers.Checkpointable):
                 proc.terminate()
 
         previous = signal.signal(signal.SIGTERM, on_term)
+        rc, error = None, None
         try:
             for line in proc.stderr:
                 sys.stderr.write(line)
                 tail.append(line)
             rc = proc.wait()
+        except Exception as exc:  # e.g. submitit's own `scontrol requeue` (USR2 path) killed by that very requeue
+            error = exc
         finally:
             signal.signal(signal.SIGTERM, previous)
             if proc.poll() is None:
@@ -110,6 +113,8 @@ class SweepJob(submitit.helpers.Checkpointable):
             print(f"[sweep] {self.key}: stopped by SIGTERM (requeue, preemption or cancel); a rerun resumes "
                   "from the last checkpoint", flush=True)
             sys.exit(128 + signal.SIGTERM)
+        if error is not None:
+            raise error
         if rc != 0:
             raise JobFailed(f"{self.key}: harness run exited with status {rc}: {_last_error_line(tail)}")
         return dict(key=self.key, returncode=rc)
