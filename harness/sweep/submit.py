@@ -33,6 +33,11 @@ def rebuild_leaderboards(results_dir: str, out: str, resamples: int) -> list[str
     return paths
 
 
+def _last_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -119,8 +124,12 @@ def submit_slurm(folder: SweepFolder, data: dict, todo: list[JobSpec], res: JobR
         raise ConfigError(f"SLURM options: {str(exc).splitlines()[0]}") from None
     array_ids = []
     if todo:
-        with ex.batch():
-            handles = [ex.submit(SweepJob(s.key, s.argv, data["cwd"], nproc_per_node=res.procs)) for s in todo]
+        try:
+            with ex.batch():
+                handles = [ex.submit(SweepJob(s.key, s.argv, data["cwd"], nproc_per_node=res.procs)) for s in todo]
+        except submitit.core.utils.FailedJobError as exc:
+            raise HarnessError(f"sbatch refused the sweep's job array: {_last_line(exc)}; fix the SLURM options "
+                               f"(flags or --slurm-config)") from None
         for spec, job in zip(todo, handles):
             spec.job_id, spec.submitted = job.job_id, _now()
         array_ids = sorted({h.job_id.split("_")[0] for h in handles})
@@ -131,7 +140,12 @@ def submit_slurm(folder: SweepFolder, data: dict, todo: list[JobSpec], res: JobR
     lb.update_parameters(**common, time=60, nodes=1, ntasks_per_node=1, cpus_per_task=1,
                          job_name=f"leaderboard-{data['name']}", additional_parameters={**res.sbatch, **after},
                          setup=res.setup)
-    lb_job = lb.submit(rebuild_leaderboards, data["results_dir"], data["leaderboard_dir"], data["resamples"])
+    try:
+        lb_job = lb.submit(rebuild_leaderboards, data["results_dir"], data["leaderboard_dir"], data["resamples"])
+    except submitit.core.utils.FailedJobError as exc:
+        folder.save(data)
+        raise HarnessError(f"sbatch refused the leaderboard job: {_last_line(exc)}; the sweep's jobs are queued, "
+                           f"run `harness leaderboard` when they end") from None
     data["leaderboard_job_id"] = lb_job.job_id
     folder.save(data)
     log.info(f"leaderboard job {lb_job.job_id} runs after {'every job of ' + ', '.join(waiting) if waiting else 'now'}")
