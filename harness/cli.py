@@ -140,7 +140,8 @@ def _add_sweep(sub):
     g.add_argument("--methods", help="comma-separated method names, e.g. fmfa,ivt,lgur")
     g.add_argument("--datasets", help="comma-separated dataset names, e.g. synth or cuhk,icfg")
     g.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    g.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE", help="config overrides for every job")
+    g.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE",
+                   help="config overrides for every job; NAME:KEY=VALUE only for jobs of method or dataset NAME")
     g.add_argument("--data-root", nargs="+", metavar="DATASET=DIR", help="dataset roots, e.g. cuhk=/data/CUHK-PEDES")
     g.add_argument("--name", help="sweep folder name under --sweeps-dir (default: from methods and datasets)")
     g.add_argument("--sweeps-dir", default="sweeps")

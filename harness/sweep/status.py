@@ -51,7 +51,7 @@ def squeue_states(job_ids: list[str]) -> dict[str, str]:
     return states
 
 
-def _local_alive(job_id: str) -> bool:
+def local_alive(job_id: str) -> bool:
     """A local job's id is its submitit controller's pid."""
     try:
         pid = int(job_id)
@@ -88,7 +88,7 @@ def job_status(job: JobSpec, executor: str, logs: Path, records: list[dict], sch
     sstate = sched.get(job.job_id, "")
     if sstate in PENDING:
         st.state = "requeued" if sstate.startswith("REQUEUE") else "pending"
-    elif sstate in RUNNING or (executor == "local" and _local_alive(job.job_id)):
+    elif sstate in RUNNING or (executor == "local" and local_alive(job.job_id)):
         st.state = "running"
     elif rec:
         st.state = "done"

@@ -16,7 +16,7 @@ from .folder import SweepFolder
 from .grid import JobSpec, finished_records, store_records
 from .job import SweepJob
 from .options import JobResources
-from .status import PENDING, RUNNING, active, job_status, render, squeue_states, sweep_status
+from .status import PENDING, RUNNING, active, job_status, local_alive, render, squeue_states, sweep_status
 
 log = logging.getLogger("harness")
 
@@ -100,6 +100,11 @@ def run_local(folder: SweepFolder, data: dict, todo: list[JobSpec], jobs: int, r
             except Exception as exc:  # the job's own error is in its result pickle and log
                 msg = str(exc).strip().splitlines()
                 log.warning(f"failed {spec.key}: {msg[-1] if msg else exc}")
+    adopted = [j for j in data["jobs"] if j.job_id and j not in todo and local_alive(j.job_id)]
+    if adopted:
+        log.info(f"waiting for {len(adopted)} job(s) an earlier `harness sweep` started")
+    while any(local_alive(j.job_id) for j in adopted):
+        time.sleep(2)
 
 
 def submit_slurm(folder: SweepFolder, data: dict, todo: list[JobSpec], res: JobResources) -> None:
