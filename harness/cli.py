@@ -1,4 +1,4 @@
-"""``harness`` command line: run, eval, data verify, list, leaderboard, new-method."""
+"""``harness`` command line: run, eval, data verify, list, leaderboard, new-method, sweep."""
 from __future__ import annotations
 
 import argparse
@@ -137,9 +137,77 @@ def cmd_new_method(a):
     return 0
 
 
+def _add_sweep(sub):
+    p = sub.add_parser("sweep", help="run methods x datasets x seeds as submitit jobs (local or SLURM); `sweep status`")
+    ssub = p.add_subparsers(dest="sweep_cmd")
+    st = ssub.add_parser("status", help="table of the sweep's jobs: pending / running / done / failed")
+    st.add_argument("--sweep", help="sweep folder (default: the newest under --sweeps-dir)")
+    st.add_argument("--sweeps-dir", default="sweeps")
+    st.add_argument("--wait", action="store_true", help="poll until no job is pending or running")
+    st.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
+    g = p.add_argument_group("grid")
+    g.add_argument("--methods", help="comma-separated method names, e.g. fmfa,ivt,lgur")
+    g.add_argument("--datasets", help="comma-separated dataset names, e.g. synth or cuhk,icfg")
+    g.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    g.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE",
+                   help="config overrides for every job; NAME:KEY=VALUE only for jobs of method or dataset NAME")
+    g.add_argument("--data-root", nargs="+", metavar="DATASET=DIR", help="dataset roots, e.g. cuhk=/data/CUHK-PEDES")
+    g.add_argument("--name", help="sweep folder name under --sweeps-dir (default: from methods and datasets)")
+    g.add_argument("--sweeps-dir", default="sweeps")
+    g.add_argument("--results-dir", default="results")
+    g.add_argument("--out", default="leaderboards", help="leaderboard folder rebuilt when every job has ended")
+    g.add_argument("--resamples", type=int, default=10000, help="leaderboard significance-test resamples")
+    e = p.add_argument_group("execution")
+    e.add_argument("--executor", default="local", choices=["local", "slurm"])
+    e.add_argument("--jobs", type=int, default=1, help="local: jobs at once (each gets cores // jobs threads)")
+    e.add_argument("--wait", action="store_true", help="slurm: wait until every job and the leaderboard job ended")
+    e.add_argument("--slurm-config", help="file (.py/.json/.yaml) with `slurm = dict(partition=..., ...)`")
+    e.add_argument("--partition")
+    e.add_argument("--account")
+    e.add_argument("--qos")
+    e.add_argument("--time", help="time limit per job: minutes, HH:MM:SS or D-HH:MM:SS (default 24 h)")
+    e.add_argument("--cpus-per-task", type=int, help="cores per job (per node)")
+    e.add_argument("--gpus-per-task", type=int, help="GPUs per job (per node); >1 launches DDP through torchrun")
+    e.add_argument("--nodes", type=int, help="nodes per job (slurm; DDP over srun + torchrun)")
+    e.add_argument("--nproc-per-node", type=int, help="DDP processes per node (default: --gpus-per-task, else 1)")
+    e.add_argument("--mem", help="sbatch --mem, e.g. 64G")
+    e.add_argument("--array-parallelism", type=int, help="at most this many array tasks at once")
+    e.add_argument("--constraint")
+    e.add_argument("--exclude")
+    e.add_argument("--setup", action="append", help="shell line run before each job (repeatable)")
+    e.add_argument("--sbatch", nargs="+", metavar="FLAG[=VALUE]", help="extra sbatch flags, e.g. mail-type=END")
+
+
+def cmd_sweep(a):
+    from .sweep import SweepFolder, build_resources, default_name, expand_grid, latest_sweep
+    from .sweep.grid import parse_data_roots, parse_list
+    from .sweep.options import parse_sbatch_flags
+    from .sweep.status import render, sweep_status
+    from .sweep.submit import run_sweep, wait_for
+
+    if a.sweep_cmd == "status":
+        folder = SweepFolder(a.sweep) if a.sweep else latest_sweep(a.sweeps_dir)
+        data, statuses = wait_for(folder, a.timeout) if a.wait else sweep_status(folder)
+        print(render(folder, data, statuses))
+        return 0
+    if not a.methods or not a.datasets:
+        raise HarnessError("harness sweep: give --methods and --datasets (or `harness sweep status`)")
+    methods, datasets = parse_list(a.methods, "methods"), parse_list(a.datasets, "datasets")
+    seeds = parse_list(a.seeds, "seeds", int)
+    keys = ("partition", "account", "qos", "time", "cpus_per_task", "gpus_per_task", "nodes", "nproc_per_node", "mem",
+            "array_parallelism", "constraint", "exclude", "setup")
+    flags = {k: getattr(a, k) for k in keys}
+    flags["sbatch"] = parse_sbatch_flags(a.sbatch)
+    res = build_resources(a.slurm_config, flags)
+    specs = expand_grid(methods, datasets, seeds, a.cfg_options, parse_data_roots(a.data_root), a.results_dir)
+    folder = SweepFolder(Path(a.sweeps_dir) / (a.name or default_name(methods, datasets)))
+    grid = dict(methods=methods, datasets=datasets, seeds=seeds, cfg_options=a.cfg_options or [])
+    return run_sweep(folder, specs, a.executor, res, a.jobs, grid, a.results_dir, a.out, a.resamples, a.wait)
+
+
 COMMANDS = dict(run=(_add_run, cmd_run), eval=(_add_eval, cmd_eval), data=(_add_data, cmd_data),
                 list=(_add_list, cmd_list), leaderboard=(_add_leaderboard, cmd_leaderboard),
-                **{"new-method": (_add_new_method, cmd_new_method)})
+                sweep=(_add_sweep, cmd_sweep), **{"new-method": (_add_new_method, cmd_new_method)})
 
 
 def build_parser():
