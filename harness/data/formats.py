@@ -40,6 +40,7 @@ MAX_IMAGE_PIXELS = 2**26
 _WORD = re.compile(r"\S+")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _INT = re.compile(r"-?[0-9]{1,18}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def read_annotation_list(path: Path) -> list:
@@ -92,8 +93,8 @@ def normalise_image_path(raw: str) -> str:
     Symlinks are not resolved, so a symlinked image folder inside the root keeps working."""
     if not raw.strip():
         raise ValueError("empty image path")
-    if "\x00" in raw or not _encodable(raw):
-        raise ValueError(f"{raw!r:.80} is not a usable file name")
+    if _CONTROL.search(raw) or not _encodable(raw):
+        raise ValueError(f"{raw!r:.80} is not a usable file name (control character or invalid Unicode)")
     if raw.startswith(("/", "\\")) or _DRIVE.match(raw):
         raise ValueError(f"absolute path {raw!r:.80}; image paths must be relative to the dataset's image folder")
     norm = posixpath.normpath(raw)

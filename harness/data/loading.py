@@ -229,7 +229,7 @@ def collate_pairs(items: list[dict]) -> dict:
 
 def check_images_exist(records: list[ImageRecord], image_root: Path) -> list[str]:
     """Paths (relative) that do not exist on disk; cheap (stat only), run before training starts."""
-    return [r.path for r in records if not (Path(image_root) / r.path).is_file()]
+    return check_images([r.path for r in records], image_root, decode=False, headers=False).missing
 
 
 @dataclass
@@ -247,14 +247,22 @@ class ImageCheck:
 
 
 def check_images(paths, image_root: Path, max_pixels: int | None = None, decode: bool = False,
-                 progress=None) -> ImageCheck:
-    """Open every image (header only, or fully with ``decode``) and sort out the bad ones. Refusing an
-    oversized image here, before training, is what keeps a decompression bomb from reaching PIL's decoder."""
+                 progress=None, headers: bool = True) -> ImageCheck:
+    """Open every image (header only, fully with ``decode``, or only stat it without ``headers``) and sort
+    out the bad ones. Refusing an oversized image here, before training, keeps a decompression bomb from
+    reaching PIL's decoder."""
     out = ImageCheck()
     for rel in (progress or (lambda x: x))(sorted(set(paths))):
         p = Path(image_root) / rel
-        if not p.is_file():
+        try:
+            exists = p.is_file()
+        except OSError as exc:  # e.g. a file name over the file system's length limit
+            exists = False
+            out.first_error.setdefault("missing", f"{p}: {exc.strerror}")
+        if not exists:
             out.missing.append(rel)
+            continue
+        if not headers and not decode:
             continue
         try:
             if decode:
