@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.data.formats import CUHKPEDES, ICFGPEDES, MAX_CAPTION_CHARS, RSTPReid, UFine6926
-from harness.data.loading import check_images, load_image, require_images
+from harness.data.loading import OversizedImageError, check_images, load_image, require_images
 from harness.data.overlap import check_split_overlap, split_overlaps
 from harness.data.verify import verify
 from harness.errors import AnnotationError, ConfigError, DataError, ImageError
@@ -161,6 +161,16 @@ def test_identity_in_train_and_test_is_refused_and_verify_lists_it(dataset_facto
     check_split_overlap(CUHKPEDES(dataset_factory("cuhk", name="clean")).load())  # no overlap: no error
 
 
+def test_an_image_listed_in_two_splits_is_merged_within_each_split(dataset_factory):
+    recs = make_records("icfg")
+    recs += [dict(recs[0], split="test", captions=["first test caption"]),
+             dict(recs[0], split="test", file_path="./" + recs[0]["file_path"], captions=["second test caption"])]
+    s = ICFGPEDES(dataset_factory("icfg", recs, images=False)).load()
+    shared = [r for r in s.test if r.path == recs[0]["file_path"]]
+    assert len(shared) == 1 and shared[0].captions == ["first test caption", "second test caption"]
+    assert s.skipped["duplicate image path merged"] == 1
+
+
 def test_same_image_under_two_ids_in_different_splits_is_refused(dataset_factory):
     recs = make_records("icfg")
     recs.append(dict(recs[0], split="test", id=77))
@@ -201,8 +211,8 @@ def test_oversized_images_are_reported_by_verify_and_refused_before_training(dat
         require_images(s.train + s.test, s.image_root, "ufine6926", s.max_image_pixels)
     msg = _one_line(e)
     assert bad in msg and "1 oversized image" in msg and ("max_image_pixels" in msg or "decompression-bomb" in msg)
-    with pytest.raises(ImageError) as e:
-        load_image(root / bad, (8, 4))
+    with pytest.raises(OversizedImageError) as e:  # the same limit when a loader is given it
+        load_image(root / bad, (8, 4), max_pixels=s.max_image_pixels)
     assert bad in _one_line(e)
 
 

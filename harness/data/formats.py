@@ -129,7 +129,8 @@ def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, 
     out: dict[str, list[ImageRecord]] = {s: [] for s in SPLITS}
     skipped: Counter = Counter()
     truncated: Counter = Counter()
-    seen: dict[str, tuple[int, str, ImageRecord]] = {}  # normalised path -> first record
+    first: dict[str, tuple[int, str, int]] = {}  # normalised path -> (record index, split, id) of its first listing
+    merged: dict[tuple[str, str], ImageRecord] = {}  # (split, normalised path) -> the record captions merge into
     for i, rec in enumerate(data):
         if not isinstance(rec, dict):
             raise AnnotationError(path, f"expected an object, found {type(rec).__name__}", i)
@@ -176,19 +177,20 @@ def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, 
         if not clean:
             skipped["record without captions"] += 1
             continue
-        if img in seen:
-            j, prev_split, prev = seen[img]
-            alias = "" if raw_img == prev.path else f" (listed as {raw_img!r:.60}, normalised)"
-            if prev.pid != pid:
-                raise AnnotationError(path, f"duplicate image path {img!r:.80}{alias} with a different id ({prev.pid} "
+        if img in first:
+            j, prev_split, prev_pid = first[img]
+            if prev_pid != pid:
+                alias = "" if raw_img == img else f" (listed as {raw_img!r:.60}, normalised)"
+                raise AnnotationError(path, f"duplicate image path {img!r:.80}{alias} with a different id ({prev_pid} "
                                             f"in record {j}, {prev_split} split; {pid} here); one image, one id",
                                       i, path_field)
-            if prev_split == target:
-                prev.captions.extend(clean)
-                skipped["duplicate image path merged"] += 1
-                continue
-        r = ImageRecord(pid=pid, path=img, captions=clean, source=source)
-        seen.setdefault(img, (i, target, r))
+        else:
+            first[img] = (i, target, pid)
+        if (target, img) in merged:
+            merged[target, img].captions.extend(clean)
+            skipped["duplicate image path merged"] += 1
+            continue
+        r = merged[target, img] = ImageRecord(pid=pid, path=img, captions=clean, source=source)
         out[target].append(r)
     stats = dict(captions_truncated=sum(truncated.values()),
                  captions_truncated_by_split={s: truncated[s] for s in SPLITS},

@@ -18,7 +18,6 @@ from torch.utils.data import Dataset
 
 from ..errors import ImageError
 from ..plugin import ImageSpec
-from .formats import MAX_IMAGE_PIXELS
 from .records import ImageRecord
 
 _RESAMPLE = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
@@ -60,8 +59,8 @@ class OversizedImageError(ImageError):
 
 
 def _open(path: Path, max_pixels: int | None) -> Image.Image:
-    """Open lazily (header only) and refuse images over ``max_pixels`` before any pixel is decoded."""
-    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    """Open lazily (header only) and refuse images over ``max_pixels`` (None: PIL's decompression-bomb
+    limit only, whose warning is an error here) before any pixel is decoded."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -70,17 +69,18 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
             raise OversizedImageError(f"image {path} is over PIL's decompression-bomb limit ({exc}); "
                                       "remove or shrink it") from None
     w, h = im.size
-    if w * h > limit:
+    if max_pixels is not None and w * h > max_pixels:
         im.close()
         raise OversizedImageError(f"image {path} has {w}x{h} = {w * h:,} pixels, over "
-                                  f"dataset.max_image_pixels={limit:,}; remove or shrink it, or raise the limit")
+                                  f"dataset.max_image_pixels={max_pixels:,}; remove or shrink it, or raise the limit")
     return im
 
 
 def load_image(path: Path, size: tuple[int, int], interpolation: str = "bilinear",
                max_pixels: int | None = None) -> torch.Tensor:
     """Decode to 8-bit RGB (every PIL mode, see ``to_rgb8``), resize to (H, W) with ``interpolation`` as
-    torchvision's ``Resize`` does on a PIL image; uint8 [3, H, W]."""
+    torchvision's ``Resize`` does on a PIL image; uint8 [3, H, W]. ``max_pixels``: see ``_open`` (the
+    dataset's limit is enforced up front by ``require_images``; loaders may pass it again)."""
     try:
         with _open(path, max_pixels) as im:
             im = to_rgb8(im).resize((size[1], size[0]), _RESAMPLE[interpolation])
