@@ -119,11 +119,14 @@ def build_synth3c(cache: Path | None = None, **overrides) -> Path:
     return _atomic_build(target, write)
 
 
+# the loader's settings (caption bound, pixel limit, ...), accepted next to the generator's parameters
+LOADER_KEYS = tuple(n for n in inspect.signature(AnnotationDataset.__init__).parameters if n not in ("self", "root"))
+
+
 def _split_params(params: dict) -> tuple[dict, dict]:
-    """Loader settings (caption bound, pixel limit, ...) versus generation parameters."""
-    loader_keys = set(inspect.signature(AnnotationDataset.__init__).parameters) - {"self", "root"}
-    return ({k: v for k, v in params.items() if k in loader_keys},
-            {k: v for k, v in params.items() if k not in loader_keys})
+    """Loader settings versus generation parameters."""
+    return ({k: v for k, v in params.items() if k in LOADER_KEYS},
+            {k: v for k, v in params.items() if k not in LOADER_KEYS})
 
 
 @DATASETS.register_module(name="synth")
@@ -132,7 +135,7 @@ class SynthPEDES(CUHKPEDES):
 
     name = "synth"
     generated = True  # built-in procedural data: random-init encoders are expected
-    config_keys = ("root", *DEFAULTS)  # the generator's parameters (see DEFAULTS)
+    config_keys = ("root", *DEFAULTS, *LOADER_KEYS)  # the generator's parameters (see DEFAULTS), the loader's
 
     def __init__(self, root: str | None = None, **params):
         loader, gen = _split_params(params)
@@ -145,7 +148,7 @@ class Synth3C(UFine3C):
 
     name = "synth3c"
     generated = True
-    config_keys = ("root", *DEFAULTS)
+    config_keys = ("root", *DEFAULTS, *LOADER_KEYS)
 
     def __init__(self, root: str | None = None, **params):
         loader, gen = _split_params(params)
