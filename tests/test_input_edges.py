@@ -278,3 +278,14 @@ def test_synthetic_dataset_cache_follows_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(root.stat().st_mode) == 0o755
 
+
+
+def test_synthetic_datasets_take_the_loader_settings(tmp_path):
+    from harness.config import check_dataset_keys
+    from harness.data.synth import SynthPEDES
+
+    check_dataset_keys("dataset", dict(type="synth", train_ids=2, max_caption_words=3, max_image_pixels=10**6))
+    s = SynthPEDES(str(tmp_path), train_ids=2, val_ids=1, test_ids=1, images_per_id=1, image_size=(16, 8),
+                   max_caption_words=3).load()
+    caps = [c for r in s.train + s.val + s.test for c in r.captions]
+    assert max(len(c.split()) for c in caps) == 3 and s.stats["captions_truncated"] == len(caps)
