@@ -72,15 +72,20 @@ def _add_data(sub):
     dsub = p.add_subparsers(dest="data_cmd", required=True)
     v = dsub.add_parser("verify", help="count ids/images/captions per split and list missing or unreadable images")
     v.add_argument("--dataset", required=True)
-    v.add_argument("--root", help="dataset root (not needed for synth)")
+    v.add_argument("--root", "--data-root", dest="root", help="dataset root folder (not needed for synth)")
     v.add_argument("--annotation-file")
-    v.add_argument("--no-decode", action="store_true", help="only check that image files exist (faster)")
+    v.add_argument("--no-decode", action="store_true", help="only read image headers (faster)")
+    v.add_argument("--max-image-pixels", type=int, help="refuse images with more pixels (dataset.max_image_pixels)")
+    v.add_argument("--max-caption-chars", type=int, help="caption length bound (dataset.max_caption_chars)")
+    v.add_argument("--max-caption-words", type=int, help="caption length bound (dataset.max_caption_words)")
 
 
 def cmd_data(a):
     from .data.verify import verify
 
-    report = verify(a.dataset, a.root, a.annotation_file, decode=not a.no_decode)
+    report = verify(a.dataset, a.root, a.annotation_file, decode=not a.no_decode,
+                    max_image_pixels=a.max_image_pixels, max_caption_chars=a.max_caption_chars,
+                    max_caption_words=a.max_caption_words)
     print(report.render())
     return 0 if report.ok else 1
 

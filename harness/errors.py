@@ -6,7 +6,8 @@ class HarnessError(Exception):
 
 
 class DataError(HarnessError):
-    """Dataset content that cannot be used as given (split overlap, too few identities, unsafe paths)."""
+    """A dataset that cannot be used as given (annotation, image, root, split overlap, too few identities);
+    the message names the file and says what to do."""
 
 
 class AnnotationError(DataError):

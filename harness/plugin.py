@@ -6,24 +6,83 @@ checkpoints and the results store, so every method is scored by the same code.
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
-from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+ERASING_FILLS = ("zero", "mean", "pixel")
+AUGMENT_KEYS = ("flip", "pad_crop", "erasing")
+
+
 @dataclass(frozen=True)
 class ImageSpec:
-    """What the harness must feed ``encode_image``: size (H, W) and normalisation statistics."""
+    """The image pipeline a method was released with; the harness applies it to every image it feeds
+    ``encode_image``, so each method sees its own preprocessing rather than one shared guess.
+
+    Train: resize (``train_interpolation``) -> horizontal flip (p=0.5) -> zero-pad ``pad_crop`` px and
+    crop back -> [0, 1] -> normalise (``mean``/``std``) -> random erasing with probability ``erasing``.
+    Test: resize (``test_interpolation``) -> [0, 1] -> normalise.
+    Erasing runs after normalisation (as in every released pipeline) on a rectangle of ``erasing_area``
+    x image area and aspect ratio in ``erasing_ratio`` (log-uniform), filled with
+    ``'mean'``: the ``mean`` values themselves (torchvision ``RandomErasing(value=mean)``, IRRA/FMFA),
+    ``'zero'``: 0, i.e. the mean colour, or ``'pixel'``: per-pixel N(0, 1) noise (timm ``mode='pixel'``, IVT).
+    ``augment`` holds the switches a method config may override: ``flip``, ``pad_crop``, ``erasing``.
+    """
 
     size: tuple[int, int] = (384, 128)
     mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
     std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
     train_views: int = 1  # IVT-style methods ask for several augmentations per sample
     augment: dict = field(default_factory=lambda: dict(flip=True, pad_crop=10, erasing=0.5))
+    train_interpolation: str = "bilinear"
+    test_interpolation: str = "bilinear"
+    erasing_fill: str = "mean"
+    erasing_area: tuple[float, float] = (0.02, 0.4)
+    erasing_ratio: tuple[float, float] = (0.3, 3.3)
+
+    def __post_init__(self):
+        from .errors import ConfigError
+
+        def bad(key, msg):
+            raise ConfigError(f"image spec {key}: {msg}")
+
+        for key in ("train_interpolation", "test_interpolation"):
+            if getattr(self, key) not in INTERPOLATIONS:
+                bad(key, f"{getattr(self, key)!r} is not one of {', '.join(INTERPOLATIONS)}")
+        if self.erasing_fill not in ERASING_FILLS:
+            bad("erasing_fill", f"{self.erasing_fill!r} is not one of {', '.join(ERASING_FILLS)}")
+        if not isinstance(self.augment, dict):
+            bad("augment", f"expected a dict with keys {', '.join(AUGMENT_KEYS)}, found {type(self.augment).__name__}")
+        unknown = sorted(set(self.augment) - set(AUGMENT_KEYS))
+        if unknown:
+            bad("augment", f"unknown key(s) {unknown}; expected {', '.join(AUGMENT_KEYS)}")
+        p = self.augment.get("erasing", 0)
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            bad("augment.erasing", f"expected a probability in [0, 1], found {p!r}")
+        pad = self.augment.get("pad_crop", 0)
+        if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+            bad("augment.pad_crop", f"expected an integer >= 0, found {pad!r}")
+        lo, hi = self.erasing_area
+        if not 0 < lo <= hi < 1:
+            bad("erasing_area", f"expected 0 < low <= high < 1, found {self.erasing_area}")
+        lo, hi = self.erasing_ratio
+        if not 0 < lo <= hi:
+            bad("erasing_ratio", f"expected 0 < low <= high, found {self.erasing_ratio}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            bad("mean/std", f"expected three values each and std > 0, found {self.mean} / {self.std}")
+        if not (isinstance(self.train_views, int) and self.train_views >= 1):
+            bad("train_views", f"expected an integer >= 1, found {self.train_views!r}")
+
+    def replace(self, **changes) -> ImageSpec:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
+import re
 from collections import Counter
 from pathlib import Path
 
-from ..errors import AnnotationError, HarnessError
+from PIL import Image
+
+from ..errors import AnnotationError, ConfigError, DataError
 from ..registry import DATASETS
-from .records import ImageRecord, Splits
+from .records import SPLITS, ImageRecord, Splits
 
 # Published split statistics (ids, images, captions), from the research notes.
 PUBLISHED_COUNTS = {
@@ -25,15 +29,41 @@ PUBLISHED_COUNTS = {
 }
 
 
+# Bounds applied before tokenisation: a longer caption is cut, so no single caption can stall a run (CLIP's
+# BPE takes ~0.13 s on a 1,024-letter word without spaces, growing quadratically: 9 s at 16k). The released
+# tokenisers keep at most 100 tokens, a word is at least one token and 100 English words fit in ~600
+# characters, so the defaults never cut what a model would have seen.
+MAX_CAPTION_CHARS = 1024
+MAX_CAPTION_WORDS = 200
+# Larger images are refused (decompression bombs); PIL's own limit (89,478,485) is the ceiling.
+MAX_IMAGE_PIXELS = 2**26
+_WORD = re.compile(r"\S+")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_INT = re.compile(r"-?[0-9]{1,18}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def read_annotation_list(path: Path) -> list:
+    """The annotation file as a JSON list; every way it can be unreadable is one AnnotationError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise AnnotationError(path, "annotation file not found") from None
+    except OSError as exc:
+        raise AnnotationError(path, f"cannot read the annotation file ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(path, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte offset {exc.start}); "
+                                    "re-save the file as UTF-8") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise AnnotationError(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise AnnotationError(path, "JSON nested too deeply; expected a list of flat records") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python's 4300-digit limit
+        raise AnnotationError(path, f"not valid JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, list):
         raise AnnotationError(path, f"expected a JSON list of records, found {type(data).__name__}")
     return data
@@ -48,27 +78,73 @@ def _field(path, i, rec, name, types, type_name):
     return v
 
 
-def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, str], with_source: bool = False):
-    """Validate records and group them by split. Returns ({split: [ImageRecord]}, skipped counts).
+def _encodable(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a "\ud800" escape
+        return False
+    return True
 
-    Empty captions are dropped (counted); a record left with no caption is dropped (counted).
-    The same image path listed twice is merged when the ids agree and rejected when they differ.
+
+def normalise_image_path(raw: str) -> str:
+    """Lexically normalised relative path (``./a//b.png`` -> ``a/b.png``), so aliases of one file compare equal.
+
+    Raises ValueError for paths that would leave the dataset root: absolute paths and ``..`` escapes.
+    Symlinks are not resolved, so a symlinked image folder inside the root keeps working."""
+    if not raw.strip():
+        raise ValueError("empty image path")
+    if _CONTROL.search(raw) or not _encodable(raw):
+        raise ValueError(f"{raw!r:.80} is not a usable file name (control character or invalid Unicode)")
+    if raw.startswith(("/", "\\")) or _DRIVE.match(raw):
+        raise ValueError(f"absolute path {raw!r:.80}; image paths must be relative to the dataset's image folder")
+    norm = posixpath.normpath(raw)
+    if norm == ".." or norm.startswith("../"):
+        raise ValueError(f"{raw!r:.80} points outside the dataset root; image paths must stay inside it")
+    if norm == ".":
+        raise ValueError(f"{raw!r:.80} names the image folder itself, not an image")
+    return norm
+
+
+def bound_caption(caption: str, max_chars: int, max_words: int) -> tuple[str, bool]:
+    """Cut a caption to at most ``max_chars`` characters and ``max_words`` whitespace words; (text, was_cut)."""
+    cut = False
+    if len(caption) > max_chars:
+        caption, cut = caption[:max_chars].rstrip(), True
+    if len(caption.split()) > max_words:  # C-speed count first; the regex walk only for long captions
+        for n, m in enumerate(_WORD.finditer(caption)):
+            if n == max_words:
+                caption, cut = caption[:m.start()].rstrip(), True
+                break
+    return caption, cut
+
+
+def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, str], with_source: bool = False,
+                  max_caption_chars: int = MAX_CAPTION_CHARS, max_caption_words: int = MAX_CAPTION_WORDS):
+    """Validate records and group them by split. Returns ({split: [ImageRecord]}, skipped counts, stats).
+
+    Empty captions are dropped (counted); a record left with no caption is dropped (counted); captions
+    over the length bound are cut (counted in stats). Image paths are normalised first; the same image
+    listed twice in one split is merged when the ids agree, and rejected anywhere when they differ.
     """
-    out: dict[str, list[ImageRecord]] = {"train": [], "val": [], "test": []}
+    out: dict[str, list[ImageRecord]] = {s: [] for s in SPLITS}
     skipped: Counter = Counter()
-    seen: dict[tuple[str, str], tuple[int, ImageRecord]] = {}
+    truncated: Counter = Counter()
+    first: dict[str, tuple[int, str, int]] = {}  # normalised path -> (record index, split, id) of its first listing
+    merged: dict[tuple[str, str], ImageRecord] = {}  # (split, normalised path) -> the record captions merge into
     for i, rec in enumerate(data):
         if not isinstance(rec, dict):
             raise AnnotationError(path, f"expected an object, found {type(rec).__name__}", i)
         pid = _field(path, i, rec, "id", (int, str), "an integer id")
         if isinstance(pid, str):
-            if not pid.strip().lstrip("-").isdigit():
-                raise AnnotationError(path, f"id must be an integer, found {pid!r}", i, "id")
+            if not _INT.fullmatch(pid.strip()):
+                raise AnnotationError(path, f"id must be an integer, found {pid!r:.60}", i, "id")
             pid = int(pid)
         split = _field(path, i, rec, "split", str, "a string")
-        img = _field(path, i, rec, path_field, str, "a string path")
-        if not img.strip():
-            raise AnnotationError(path, "empty image path", i, path_field)
+        raw_img = _field(path, i, rec, path_field, str, "a string path")
+        try:
+            img = normalise_image_path(raw_img)
+        except ValueError as exc:
+            raise AnnotationError(path, str(exc), i, path_field) from None
         caps = rec.get("captions")
         if caps is None:
             raise AnnotationError(path, "missing required field", i, "captions")
@@ -76,12 +152,21 @@ def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, 
             caps = [caps]
         if not isinstance(caps, list):
             raise AnnotationError(path, f"expected a list of strings, found {type(caps).__name__}", i, "captions")
+        target = split_map.get(split, split_map.get("*"))
+        if target is None:
+            expected = sorted(k for k in split_map if k != "*")
+            raise AnnotationError(path, f"unknown split value {split!r:.40}; expected one of {expected}", i, "split")
         clean = []
         for j, c in enumerate(caps):
             if not isinstance(c, str):
                 raise AnnotationError(path, f"caption {j} is {type(c).__name__}, expected a string", i, "captions")
-            if c.strip():
-                clean.append(c.strip())
+            if not _encodable(c):
+                raise AnnotationError(path, f"caption {j} holds an invalid Unicode escape (lone surrogate)", i,
+                                      "captions")
+            c, cut = bound_caption(c.strip(), max_caption_chars, max_caption_words)
+            truncated[target] += cut
+            if c:
+                clean.append(c)
             else:
                 skipped["empty caption"] += 1
         source = None
@@ -89,24 +174,35 @@ def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, 
             source = rec.get("source")
             if source is not None and not isinstance(source, str):
                 raise AnnotationError(path, f"expected a string, found {type(source).__name__}", i, "source")
-        target = split_map.get(split, split_map.get("*"))
-        if target is None:
-            raise AnnotationError(path, f"unknown split value {split!r}; expected one of {sorted(k for k in split_map if k != '*')}", i, "split")
         if not clean:
             skipped["record without captions"] += 1
             continue
-        key = (target, img)
-        if key in seen:
-            j, prev = seen[key]
-            if prev.pid != pid:
-                raise AnnotationError(path, f"duplicate image path {img!r} with a different id ({prev.pid} in record {j}, {pid} here)", i, path_field)
-            prev.captions.extend(clean)
+        if img in first:
+            j, prev_split, prev_pid = first[img]
+            if prev_pid != pid:
+                alias = "" if raw_img == img else f" (listed as {raw_img!r:.60}, normalised)"
+                raise AnnotationError(path, f"duplicate image path {img!r:.80}{alias} with a different id ({prev_pid} "
+                                            f"in record {j}, {prev_split} split; {pid} here); one image, one id",
+                                      i, path_field)
+        else:
+            first[img] = (i, target, pid)
+        if (target, img) in merged:
+            merged[target, img].captions.extend(clean)
             skipped["duplicate image path merged"] += 1
             continue
-        r = ImageRecord(pid=pid, path=img, captions=clean, source=source)
-        seen[key] = (i, r)
+        r = merged[target, img] = ImageRecord(pid=pid, path=img, captions=clean, source=source)
         out[target].append(r)
-    return out, dict(skipped)
+    stats = dict(captions_truncated=sum(truncated.values()),
+                 captions_truncated_by_split={s: truncated[s] for s in SPLITS},
+                 max_caption_chars=max_caption_chars, max_caption_words=max_caption_words)
+    return out, dict(skipped), stats
+
+
+def _positive_int(name: str, key: str, value, ceiling: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (ceiling and value > ceiling):
+        upper = f" and at most {ceiling:,}" if ceiling else ""
+        raise ConfigError(f"dataset.{key}: expected an integer >= 1{upper}, found {value!r} (dataset '{name}')")
+    return value
 
 
 class AnnotationDataset:
@@ -120,17 +216,33 @@ class AnnotationDataset:
     with_source = False
     default_subdir = ""
 
-    def __init__(self, root: str | Path, annotation_file: str | None = None, image_dir: str | None = None,
-                 check_counts: bool = False):
+    def __init__(self, root: str | Path | None = None, annotation_file: str | None = None,
+                 image_dir: str | None = None, check_counts: bool = False,
+                 max_caption_chars: int = MAX_CAPTION_CHARS, max_caption_words: int = MAX_CAPTION_WORDS,
+                 max_image_pixels: int = MAX_IMAGE_PIXELS):
+        self.max_caption_chars = _positive_int(self.name, "max_caption_chars", max_caption_chars)
+        self.max_caption_words = _positive_int(self.name, "max_caption_words", max_caption_words)
+        self.max_image_pixels = _positive_int(self.name, "max_image_pixels", max_image_pixels,
+                                              ceiling=Image.MAX_IMAGE_PIXELS)
+        if root is None:
+            raise DataError(f"{self.name}: no dataset root given; pass --data-root DIR, {self.layout_hint()}")
         self.root = Path(root).expanduser()
-        if not self.root.exists():
-            raise HarnessError(f"{self.name}: data root {self.root} does not exist")
+        if not self.root.is_dir():
+            raise DataError(f"{self.name}: data root {self.root} does not exist or is not a folder; "
+                            f"pass --data-root DIR, {self.layout_hint()}")
         # accept both <root> and <root>/<default_subdir>
-        if self.default_subdir and (self.root / self.default_subdir).is_dir() and not self._find_annotation(self.root, annotation_file, quiet=True):
+        if (self.default_subdir and (self.root / self.default_subdir).is_dir()
+                and not self._find_annotation(self.root, annotation_file, quiet=True)):
             self.root = self.root / self.default_subdir
         self.annotation_file = self._find_annotation(self.root, annotation_file)
         self.image_root = self.root / (self.image_dir if image_dir is None else image_dir)
         self.check_counts = check_counts
+        self.stats: dict = {}
+
+    @classmethod
+    def layout_hint(cls) -> str:
+        images = f" and {cls.image_dir}/" if cls.image_dir else ""
+        return f"the folder holding {' or '.join(cls.annotation_names)}{images}"
 
     def _find_annotation(self, root: Path, override: str | None, quiet: bool = False):
         names = (override,) if override else self.annotation_names
@@ -140,17 +252,23 @@ class AnnotationDataset:
                 return p
         if quiet:
             return None
-        raise AnnotationError(root, f"no annotation file found; looked for {', '.join(names)} (set annotation_file= to override)")
+        sub = f" or in {self.default_subdir}/" if self.default_subdir and not override else ""
+        raise AnnotationError(root, f"no annotation file {' or '.join(names)} here{sub}; pass --data-root DIR, "
+                                    f"{self.layout_hint()}, or set dataset.annotation_file=NAME")
 
     def load(self) -> Splits:
         data = read_annotation_list(self.annotation_file)
-        parts, skipped = parse_records(self.annotation_file, data, self.path_field, self.split_map, self.with_source)
-        s = Splits(self.name, self.image_root, self.annotation_file, parts["train"], parts["val"], parts["test"], skipped)
+        parts, skipped, stats = parse_records(self.annotation_file, data, self.path_field, self.split_map,
+                                              self.with_source, self.max_caption_chars, self.max_caption_words)
+        s = Splits(self.name, self.image_root, self.annotation_file, parts["train"], parts["val"], parts["test"],
+                   skipped, stats=stats, max_image_pixels=self.max_image_pixels)
+        self.stats = stats
         s.notes.extend(self.notes())
         if self.check_counts:
             bad = compare_counts(self.name, s)
             if bad:
-                raise HarnessError(f"{self.annotation_file}: split counts differ from the published ones: " + "; ".join(bad))
+                raise DataError(f"{self.annotation_file}: split counts differ from the published ones: "
+                                + "; ".join(bad) + " (set dataset.check_counts=False to accept them)")
         return s
 
     def notes(self) -> list[str]:

@@ -1,33 +1,97 @@
 """torch Datasets over ``ImageRecord`` lists: training pairs, gallery images and the collate function.
 
+Each method's ``ImageSpec`` decides the pipeline (interpolation, erasing fill and area, normalisation).
 Augmentation draws from a generator seeded by (seed, epoch, index), never from the global RNG,
 so a resumed run sees exactly the batches an uninterrupted run would have seen.
 """
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import ImageError
 from ..plugin import ImageSpec
 from .records import ImageRecord
 
+_RESAMPLE = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
 
-def load_image(path: Path, size: tuple[int, int]) -> torch.Tensor:
-    """Decode, convert to RGB (grayscale and RGBA files are accepted), resize to (H, W); uint8 [3,H,W]."""
+
+def _scale_to_8bit(a: np.ndarray, full_scale: float, small_is_8bit: bool) -> np.ndarray:
+    """Map values to 0..255 with ``full_scale`` -> 255. With ``small_is_8bit`` (a 32-bit container),
+    data already within 0..255 is taken as 8-bit. A range outside [0, full_scale] is stretched min..max."""
+    a = np.nan_to_num(a.astype(np.float64))
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if small_is_8bit and lo >= 0 and hi <= 255:
+        out = a
+    elif lo >= 0 and hi <= full_scale:
+        out = a * (255.0 / full_scale)
+    else:
+        out = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """8-bit RGB as the released code's ``convert('RGB')``, except where that saturates: 16-bit images
+    (``I;16*``) are scaled by 255/65535, 32-bit integer images (``I``) likewise unless their values fit in
+    0..255, and float images (``F``) by 255 when in 0..1, instead of turning white or black (PIL clips at
+    255). Alpha is dropped, as ``convert('RGB')`` does; palette images with transparency go through RGBA
+    so PIL does not warn. 16-bit RGB PNGs are already read by PIL as 8-bit RGB (high byte)."""
+    if im.mode.startswith("I;16"):
+        return Image.fromarray(_scale_to_8bit(np.asarray(im), 65535.0, False)).convert("RGB")
+    if im.mode == "I":
+        return Image.fromarray(_scale_to_8bit(np.asarray(im), 65535.0, True)).convert("RGB")
+    if im.mode == "F":
+        return Image.fromarray(_scale_to_8bit(np.asarray(im), 1.0, False)).convert("RGB")
+    if im.mode == "PA" or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+    return im.convert("RGB")
+
+
+class OversizedImageError(ImageError):
+    """An image over ``dataset.max_image_pixels`` (or PIL's decompression-bomb limit)."""
+
+
+def _open(path: Path, max_pixels: int | None) -> Image.Image:
+    """Open lazily (header only) and refuse images over ``max_pixels`` (None: PIL's decompression-bomb
+    limit only, whose warning is an error here) before any pixel is decoded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise OversizedImageError(f"image {path} is over PIL's decompression-bomb limit ({exc}); "
+                                      "remove or shrink it") from None
+    w, h = im.size
+    if max_pixels is not None and w * h > max_pixels:
+        im.close()
+        raise OversizedImageError(f"image {path} has {w}x{h} = {w * h:,} pixels, over "
+                                  f"dataset.max_image_pixels={max_pixels:,}; remove or shrink it, or raise the limit")
+    return im
+
+
+def load_image(path: Path, size: tuple[int, int], interpolation: str = "bilinear",
+               max_pixels: int | None = None) -> torch.Tensor:
+    """Decode to 8-bit RGB (every PIL mode, see ``to_rgb8``), resize to (H, W) with ``interpolation`` as
+    torchvision's ``Resize`` does on a PIL image; uint8 [3, H, W]. ``max_pixels``: see ``_open`` (the
+    dataset's limit is enforced up front by ``require_images``; loaders may pass it again)."""
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB").resize((size[1], size[0]), Image.BICUBIC)
+        with _open(path, max_pixels) as im:
+            im = to_rgb8(im).resize((size[1], size[0]), _RESAMPLE[interpolation])
             arr = np.asarray(im, dtype=np.uint8).copy()
     except FileNotFoundError:
         raise ImageError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"cannot decode image {path}: {exc}") from None
+    except ImageError:
+        raise
+    except Exception as exc:  # PIL raises many types for corrupt files (OSError, SyntaxError, struct.error, ...)
+        raise ImageError(f"cannot decode image {path}: {type(exc).__name__}: {str(exc).splitlines()[0]:.200}") \
+            from None
     return torch.from_numpy(arr).permute(2, 0, 1)
 
 
@@ -36,17 +100,19 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class ImageTransform:
-    """CLIP/IRRA-style pipeline on uint8 tensors: flip, pad+crop, normalise, random erasing."""
+    """The train/test pipeline of an ``ImageSpec`` on uint8 tensors (already resized by ``load_image``):
+    flip, zero pad + crop, normalise, random erasing after normalisation."""
 
     def __init__(self, spec: ImageSpec, train: bool):
         self.spec, self.train = spec, train
         self.mean = torch.tensor(spec.mean).view(3, 1, 1)
         self.std = torch.tensor(spec.std).view(3, 1, 1)
+        self.log_ratio = [float(v) for v in torch.log(torch.tensor(spec.erasing_ratio))]  # float32, as torchvision
 
     def __call__(self, img: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
         x = img.float().div_(255)
+        aug = self.spec.augment
         if self.train:
-            aug = self.spec.augment
             if aug.get("flip") and torch.rand((), generator=g) < 0.5:
                 x = x.flip(-1)
             pad = int(aug.get("pad_crop", 0))
@@ -57,22 +123,31 @@ class ImageTransform:
                 j = int(torch.randint(0, 2 * pad + 1, (), generator=g))
                 x = x[:, i:i + H, j:j + W]
         x = (x - self.mean) / self.std
-        if self.train and torch.rand((), generator=g) < self.spec.augment.get("erasing", 0):
-            x = self._erase(x, g)
+        if self.train and torch.rand((), generator=g) < aug.get("erasing", 0):
+            x = self.erase(x, g)
         return x
 
-    @staticmethod
-    def _erase(x, g):
+    def erase(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        """One rectangle, drawn as torchvision's ``RandomErasing.get_params`` and timm's ``RandomErasing``
+        (max_count=1) both do: area fraction uniform in ``erasing_area``, log-uniform aspect ratio, up to
+        10 attempts, then a uniform position."""
         H, W = x.shape[-2:]
+        lo, hi = self.spec.erasing_area
         for _ in range(10):
-            area = H * W * float(torch.empty(()).uniform_(0.02, 0.4, generator=g))
-            ratio = math.exp(float(torch.empty(()).uniform_(math.log(0.3), math.log(3.3), generator=g)))
+            area = H * W * float(torch.empty(()).uniform_(lo, hi, generator=g))
+            ratio = float(torch.exp(torch.empty(()).uniform_(*self.log_ratio, generator=g)))
             h, w = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
             if h < H and w < W:
                 i = int(torch.randint(0, H - h + 1, (), generator=g))
                 j = int(torch.randint(0, W - w + 1, (), generator=g))
                 x = x.clone()
-                x[:, i:i + h, j:j + w] = 0.0  # the mean after normalisation, as in IRRA
+                fill = self.spec.erasing_fill
+                if fill == "pixel":
+                    x[:, i:i + h, j:j + w] = torch.randn((x.shape[0], h, w), generator=g)
+                elif fill == "mean":
+                    x[:, i:i + h, j:j + w] = self.mean  # the mean values themselves, after Normalize
+                else:
+                    x[:, i:i + h, j:j + w] = 0.0
                 return x
         return x
 
@@ -80,13 +155,15 @@ class ImageTransform:
 class _ImageSource:
     """Loads images by relative path, optionally caching the decoded uint8 tensors in memory."""
 
-    def __init__(self, root: Path, size, cache: bool):
+    def __init__(self, root: Path, size, cache: bool, interpolation: str = "bilinear",
+                 max_pixels: int | None = None):
         self.root, self.size, self.cache = Path(root), tuple(size), {} if cache else None
+        self.interpolation, self.max_pixels = interpolation, max_pixels
 
     def get(self, rel: str) -> torch.Tensor:
         if self.cache is not None and rel in self.cache:
             return self.cache[rel]
-        img = load_image(self.root / rel, self.size)
+        img = load_image(self.root / rel, self.size, self.interpolation, self.max_pixels)
         if self.cache is not None:
             self.cache[rel] = img
         return img
@@ -96,17 +173,13 @@ class TrainPairs(Dataset):
     """One item per (image, caption) pair, as in IRRA; pids are remapped to 0..K-1."""
 
     def __init__(self, records: list[ImageRecord], image_root: Path, spec: ImageSpec, seed: int = 0,
-                 cache_images: bool = False):
+                 cache_images: bool = False, max_pixels: int | None = None):
         pids = sorted({r.pid for r in records})
         self.pid_map = {p: i for i, p in enumerate(pids)}
         self.items = [(ri, c) for ri, r in enumerate(records) for c in r.captions]
         self.records, self.spec, self.seed, self.epoch = records, spec, seed, 0
-        self.source = _ImageSource(image_root, spec.size, cache_images)
+        self.source = _ImageSource(image_root, spec.size, cache_images, spec.train_interpolation, max_pixels)
         self.transform = ImageTransform(spec, train=True)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.pid_map)
 
     @property
     def item_pids(self) -> list[int]:
@@ -126,13 +199,14 @@ class TrainPairs(Dataset):
         img = self.source.get(rec.path)
         views = [self.transform(img, g) for _ in range(self.spec.train_views)]
         image = views[0] if len(views) == 1 else torch.stack(views)
-        return dict(image=image, caption=caption, pid=self.pid_map[rec.pid], image_id=ri, index=index, epoch=self.epoch)
+        return dict(image=image, caption=caption, pid=self.pid_map[rec.pid], image_id=ri, index=index,
+                    epoch=self.epoch)
 
 
 class GalleryImages(Dataset):
-    def __init__(self, paths: list[str], image_root: Path, spec: ImageSpec):
+    def __init__(self, paths: list[str], image_root: Path, spec: ImageSpec, max_pixels: int | None = None):
         self.paths = paths
-        self.source = _ImageSource(image_root, spec.size, cache=False)
+        self.source = _ImageSource(image_root, spec.size, False, spec.test_interpolation, max_pixels)
         self.transform = ImageTransform(spec, train=False)
 
     def __len__(self):
@@ -153,6 +227,69 @@ def collate_pairs(items: list[dict]) -> dict:
     )
 
 
-def check_images_exist(records: list[ImageRecord], image_root: Path, limit: int = 5) -> list[str]:
+def check_images_exist(records: list[ImageRecord], image_root: Path) -> list[str]:
     """Paths (relative) that do not exist on disk; cheap (stat only), run before training starts."""
-    return [r.path for r in records if not (Path(image_root) / r.path).is_file()]
+    return check_images([r.path for r in records], image_root, decode=False, headers=False).missing
+
+
+@dataclass
+class ImageCheck:
+    """Result of reading every image header once: what is missing, unreadable or over the pixel limit."""
+
+    missing: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    oversized: list[str] = field(default_factory=list)
+    first_error: dict[str, str] = field(default_factory=dict)  # problem kind -> message of its first file
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unreadable or self.oversized)
+
+
+def check_images(paths, image_root: Path, max_pixels: int | None = None, decode: bool = False,
+                 progress=None, headers: bool = True) -> ImageCheck:
+    """Open every image (header only, fully with ``decode``, or only stat it without ``headers``) and sort
+    out the bad ones. Refusing an oversized image here, before training, keeps a decompression bomb from
+    reaching PIL's decoder."""
+    out = ImageCheck()
+    for rel in (progress or (lambda x: x))(sorted(set(paths))):
+        p = Path(image_root) / rel
+        try:
+            exists = p.is_file()
+        except OSError as exc:  # e.g. a file name over the file system's length limit
+            exists = False
+            out.first_error.setdefault("missing", f"{p}: {exc.strerror}")
+        if not exists:
+            out.missing.append(rel)
+            continue
+        if not headers and not decode:
+            continue
+        try:
+            if decode:
+                load_image(p, (8, 4), max_pixels=max_pixels)
+            else:
+                with _open(p, max_pixels):
+                    pass
+        except ImageError as exc:
+            kind = "oversized" if isinstance(exc, OversizedImageError) else "unreadable"
+            getattr(out, kind).append(rel)
+            out.first_error.setdefault(kind, str(exc))
+        except Exception as exc:  # a header PIL cannot parse
+            out.unreadable.append(rel)
+            out.first_error.setdefault("unreadable", f"cannot read image {p}: {type(exc).__name__}")
+    return out
+
+
+def require_images(records: list[ImageRecord], image_root: Path, what: str, max_pixels: int | None = None,
+                   verify_hint: str = "harness data verify") -> None:
+    """Refuse to start when an image is missing, unreadable or over ``dataset.max_image_pixels``:
+    one line naming the first such file and the count, and the command that lists them all."""
+    chk = check_images([r.path for r in records], image_root, max_pixels)
+    if chk.missing:
+        raise ImageError(f"{what}: {len(chk.missing)} image(s) missing under {image_root} (first: "
+                         f"{', '.join(chk.missing[:3])}); run `{verify_hint}` for the full list")
+    for kind in ("oversized", "unreadable"):
+        bad = getattr(chk, kind)
+        if bad:
+            raise ImageError(f"{what}: {len(bad)} {kind} image(s); first: {chk.first_error[kind]} "
+                             f"(run `{verify_hint}` for the full list)")

@@ -4,11 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import DataError
+
+SPLITS = ("train", "val", "test")
+
 
 @dataclass
 class ImageRecord:
     pid: int  # raw identity id from the annotation file
-    path: str  # image path relative to ``Splits.image_root``
+    path: str  # image path relative to ``Splits.image_root``, lexically normalised (``./x.png`` -> ``x.png``)
     captions: list[str]
     source: str | None = None  # UFine3C domain of origin
 
@@ -23,15 +27,17 @@ class Splits:
     test: list[ImageRecord] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # documented skips, by reason
     notes: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)  # what loading changed (captions truncated, bounds applied)
+    max_image_pixels: int | None = None  # images above this are refused (``dataset.max_image_pixels``)
 
     def split(self, name: str) -> list[ImageRecord]:
-        if name not in ("train", "val", "test"):
-            raise ValueError(f"unknown split '{name}'")
+        if name not in SPLITS:
+            raise DataError(f"{self.name}: unknown split {name!r}; use one of {', '.join(SPLITS)}")
         return getattr(self, name)
 
     def counts(self) -> dict[str, dict[str, int]]:
         out = {}
-        for s in ("train", "val", "test"):
+        for s in SPLITS:
             recs = self.split(s)
             out[s] = dict(
                 ids=len({r.pid for r in recs}),
@@ -54,7 +60,7 @@ class EvalSet:
     query_sources: list[str | None]
 
     @classmethod
-    def from_records(cls, records: list[ImageRecord], image_root: Path) -> "EvalSet":
+    def from_records(cls, records: list[ImageRecord], image_root: Path) -> EvalSet:
         """Gallery deduplicated by image path (sorted, so order is fixed); queries = all captions."""
         by_path: dict[str, ImageRecord] = {}
         for r in records:

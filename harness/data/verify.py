@@ -1,4 +1,5 @@
-"""``harness data verify``: split counts against the published ones, missing and unreadable images."""
+"""``harness data verify``: split counts against the published ones; missing, unreadable and oversized
+images; captions cut by the length bound; images and identities shared between splits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,10 +7,10 @@ from dataclasses import dataclass, field
 from tabulate import tabulate
 from tqdm import tqdm
 
-from ..errors import ImageError
 from ..registry import get_dataset_class
 from .formats import PUBLISHED_COUNTS, caption_token_lengths
-from .loading import load_image
+from .loading import check_images
+from .overlap import split_overlaps
 
 
 @dataclass
@@ -20,9 +21,13 @@ class VerifyReport:
     published: dict
     missing: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    oversized: list[str] = field(default_factory=list)
     skipped: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     caption_stats: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)  # the loader's: captions truncated and the bounds applied
+    overlaps: dict = field(default_factory=lambda: {"ids": {}, "images": {}})
+    max_image_pixels: int | None = None
 
     @property
     def count_mismatches(self) -> list[str]:
@@ -35,7 +40,9 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.unreadable
+        """Usable for a run: every image readable and within the pixel limit, no split overlap."""
+        shared = any(self.overlaps["ids"].values()) or any(self.overlaps["images"].values())
+        return not (self.missing or self.unreadable or self.oversized or shared)
 
     def render(self, max_list: int = 20) -> str:
         rows = []
@@ -53,7 +60,18 @@ class VerifyReport:
             lines.append("skipped: " + ", ".join(f"{v} {k}" for k, v in self.skipped.items()))
         if self.caption_stats:
             lines.append("caption words: " + ", ".join(f"{k} {v}" for k, v in self.caption_stats.items()))
-        for title, items in (("missing images", self.missing), ("unreadable images", self.unreadable)):
+        if self.stats.get("captions_truncated"):
+            by = ", ".join(f"{k} {v}" for k, v in self.stats["captions_truncated_by_split"].items() if v)
+            lines.append(f"{self.stats['captions_truncated']} caption(s) cut to {self.stats['max_caption_chars']} "
+                         f"characters / {self.stats['max_caption_words']} words ({by}); set "
+                         "dataset.max_caption_chars / max_caption_words to change the bound")
+        groups = [("missing images", self.missing), ("unreadable images", self.unreadable),
+                  (f"images over max_image_pixels={self.max_image_pixels:,}" if self.max_image_pixels
+                   else "oversized images", self.oversized)]
+        for kind, title in (("ids", "identities"), ("images", "images")):
+            for pair, items in self.overlaps[kind].items():
+                groups.append((f"{title} in both the {pair.replace('/', ' and the ')} split", items))
+        for title, items in groups:
             if items:
                 lines.append(f"{len(items)} {title}:")
                 lines += [f"  {p}" for p in items[:max_list]]
@@ -64,25 +82,23 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify(name: str, root: str | None = None, annotation_file: str | None = None, decode: bool = True) -> VerifyReport:
+def verify(name: str, root: str | None = None, annotation_file: str | None = None, decode: bool = True,
+           **dataset_kwargs) -> VerifyReport:
+    """Load ``name`` as ``harness run`` would (``dataset_kwargs``: max_image_pixels, max_caption_chars, ...)
+    and check every image, fully decoded unless ``decode`` is False (then header only)."""
     cls = get_dataset_class(name)
-    kwargs = {}
+    kwargs = {k: v for k, v in dataset_kwargs.items() if v is not None}
     if root is not None:
         kwargs["root"] = root
     if annotation_file:
         kwargs["annotation_file"] = annotation_file
     splits = cls(**kwargs).load()
     rep = VerifyReport(name, str(splits.annotation_file), splits.counts(), PUBLISHED_COUNTS.get(name, {}),
-                       skipped=splits.skipped, notes=splits.notes)
+                       skipped=splits.skipped, notes=splits.notes, stats=splits.stats,
+                       overlaps=split_overlaps(splits), max_image_pixels=splits.max_image_pixels)
     all_recs = splits.train + splits.val + splits.test
     rep.caption_stats = caption_token_lengths([c for r in all_recs for c in r.captions])
-    for r in tqdm(sorted({r.path for r in all_recs}), desc="checking images", unit="img", leave=False):
-        p = splits.image_root / r
-        if not p.is_file():
-            rep.missing.append(r)
-        elif decode:
-            try:
-                load_image(p, (8, 4))
-            except ImageError:
-                rep.unreadable.append(r)
+    chk = check_images([r.path for r in all_recs], splits.image_root, splits.max_image_pixels, decode=decode,
+                       progress=lambda xs: tqdm(xs, desc="checking images", unit="img", leave=False))
+    rep.missing, rep.unreadable, rep.oversized = chk.missing, chk.unreadable, chk.oversized
     return rep

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 import warnings
 from datetime import datetime, timezone
@@ -29,10 +28,12 @@ class ResultsStore:
     def write(self, record: dict, per_query: dict[str, np.ndarray]) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        rid = f"{record['method']}__{record['train_dataset']}__{record['eval_dataset']}__s{record['seed']}__{stamp}-{uuid.uuid4().hex[:6]}"
+        rid = (f"{record['method']}__{record['train_dataset']}__{record['eval_dataset']}__s{record['seed']}"
+               f"__{stamp}-{uuid.uuid4().hex[:6]}")
         record = {"schema_version": SCHEMA_VERSION, "record_id": rid,
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
+        tmp = self.root / f".tmp-{rid}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()  # mode 0777 & ~umask (tempfile.mkdtemp's 0700 hid records from colleagues sharing the store)
         try:
             np.savez_compressed(tmp / "per_query.npz", **per_query)
             (tmp / "record.json").write_text(json.dumps(record, indent=2, default=_json_default))

@@ -73,7 +73,11 @@ class FMFA(RetrievalMethod):
     # ------------------------------------------------------------------ interface
     @property
     def image_spec(self) -> ImageSpec:
-        return ImageSpec(size=self.encoder.image_size)
+        """FMFA's released pipeline (yinhao1102/FMFA datasets/build.py:21-44, IRRA's): bilinear Resize at train
+        and test, flip, Pad(10) + RandomCrop, CLIP mean/std, RandomErasing(scale=(0.02, 0.4), value=mean)."""
+        return ImageSpec(size=self.encoder.image_size, train_interpolation="bilinear", test_interpolation="bilinear",
+                         augment=dict(flip=True, pad_crop=10, erasing=0.5), erasing_fill="mean",
+                         erasing_area=(0.02, 0.4), erasing_ratio=(0.3, 3.3))
 
     def tokenize(self, captions):
         return self.encoder.tokenize(captions)

@@ -100,7 +100,11 @@ class IVT(RetrievalMethod):
     # ------------------------------------------------------------------ interface
     @property
     def image_spec(self) -> ImageSpec:
-        return self._spec
+        """IVT's released pipeline (PersonRetrieval-IVT datasets/make_dataloader.py:141-155): bicubic train Resize,
+        bilinear test Resize, timm RandomErasing(mode='pixel', max_count=1): per-pixel N(0, 1) noise on up to
+        1/3 of the image. Size, mean/std, views and ``augment`` come from the constructor (``self._spec``)."""
+        return self._spec.replace(train_interpolation="bicubic", test_interpolation="bilinear",
+                                  erasing_fill="pixel", erasing_area=(0.02, 1 / 3), erasing_ratio=(0.3, 1 / 0.3))
 
     def tokenize(self, captions):
         return tokenize_captions(self.tokenizer, captions, self.max_length)

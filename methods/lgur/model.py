@@ -67,7 +67,9 @@ class LGUR(RetrievalMethod):
     # ------------------------------------------------------------------ tokens
     @property
     def image_spec(self) -> ImageSpec:
-        return self._spec
+        """LGUR's released pipeline (ZhiyinShao-H/LGUR data/dataloader.py:21-42): bicubic Resize at train and test,
+        no random erasing. Size, mean/std and ``augment`` come from the constructor (``self._spec``)."""
+        return self._spec.replace(train_interpolation="bicubic", test_interpolation="bicubic")
 
     def tokenize(self, captions):
         return self.text_encoder.tokenize(captions)

@@ -41,7 +41,7 @@ class Person:
     bag: str | None
     bag_colour: str
 
-    def swapped(self) -> "Person":
+    def swapped(self) -> Person:
         return replace(self, upper_colour=self.lower_colour, lower_colour=self.upper_colour)
 
     def key(self) -> tuple:

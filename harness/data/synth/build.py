@@ -10,16 +10,18 @@ name is a hash of them, so concurrent runs and interrupted generations are safe.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
 
+from ...errors import ConfigError
 from ...registry import DATASETS
-from ..formats import CUHKPEDES, UFine3C
+from ..formats import CUHKPEDES, AnnotationDataset, UFine3C
 from .attributes import sample_identities
 from .captions import STYLES
 from .render import render
@@ -37,11 +39,20 @@ def _params_hash(kind: str, params: dict) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
+def _params(overrides: dict) -> dict:
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(f"dataset: unknown synth parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)} "
+                          "and the loader settings (max_caption_chars, max_caption_words, max_image_pixels, ...)")
+    return {**DEFAULTS, **overrides}
+
+
 def _atomic_build(target: Path, write) -> Path:
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    tmp = target.parent / f"{target.name}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()  # not tempfile.mkdtemp: its 0700 would ignore the umask of a shared cache
     try:
         write(tmp)
         (tmp / ".complete").write_text("ok\n")
@@ -57,10 +68,7 @@ def _atomic_build(target: Path, write) -> Path:
 
 def build_synth(cache: Path | None = None, **overrides) -> Path:
     """Write (once) and return the root of the CUHK-format synthetic dataset."""
-    p = {**DEFAULTS, **overrides}
-    unknown = set(p) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown synth parameters: {sorted(unknown)}")
+    p = _params(overrides)
     target = Path(cache or default_cache()) / f"synth-{_params_hash('cuhk', p)}"
 
     def write(root: Path):
@@ -89,7 +97,7 @@ def build_synth(cache: Path | None = None, **overrides) -> Path:
 
 def build_synth3c(cache: Path | None = None, **overrides) -> Path:
     """Write (once) the UFine3C-format cross-domain set: new identities, both scene domains, both caption styles."""
-    p = {**DEFAULTS, **overrides}
+    p = _params(overrides)
     target = Path(cache or default_cache()) / f"synth3c-{_params_hash('ufine3c', p)}"
 
     def write(root: Path):
@@ -104,10 +112,21 @@ def build_synth3c(cache: Path | None = None, **overrides) -> Path:
                 rel = f"images/{n_img}.jpg"
                 render(person, rng, domain, tuple(p["image_size"])).save(root / rel, quality=92)
                 caps = [STYLES[s](person, rng) for s in ("a", "b", "b")]
-                recs.append({"id": pid, "source": f"synth-{domain}", "split": "test", "file_path": rel, "captions": caps})
+                recs.append({"id": pid, "source": f"synth-{domain}", "split": "test", "file_path": rel,
+                             "captions": caps})
         (root / "UFine3C_Annotations.json").write_text(json.dumps(recs))
 
     return _atomic_build(target, write)
+
+
+# the loader's settings (caption bound, pixel limit, ...), accepted next to the generator's parameters
+LOADER_KEYS = tuple(n for n in inspect.signature(AnnotationDataset.__init__).parameters if n not in ("self", "root"))
+
+
+def _split_params(params: dict) -> tuple[dict, dict]:
+    """Loader settings versus generation parameters."""
+    return ({k: v for k, v in params.items() if k in LOADER_KEYS},
+            {k: v for k, v in params.items() if k not in LOADER_KEYS})
 
 
 @DATASETS.register_module(name="synth")
@@ -116,10 +135,11 @@ class SynthPEDES(CUHKPEDES):
 
     name = "synth"
     generated = True  # built-in procedural data: random-init encoders are expected
-    config_keys = ("root", *DEFAULTS)  # the generator's parameters (see DEFAULTS)
+    config_keys = ("root", *DEFAULTS, *LOADER_KEYS)  # the generator's parameters (see DEFAULTS), the loader's
 
     def __init__(self, root: str | None = None, **params):
-        super().__init__(build_synth(Path(root) if root else None, **params))
+        loader, gen = _split_params(params)
+        super().__init__(build_synth(Path(root) if root else None, **gen), **loader)
 
 
 @DATASETS.register_module(name="synth3c")
@@ -128,7 +148,8 @@ class Synth3C(UFine3C):
 
     name = "synth3c"
     generated = True
-    config_keys = ("root", *DEFAULTS)
+    config_keys = ("root", *DEFAULTS, *LOADER_KEYS)
 
     def __init__(self, root: str | None = None, **params):
-        super().__init__(build_synth3c(Path(root) if root else None, **params))
+        loader, gen = _split_params(params)
+        super().__init__(build_synth3c(Path(root) if root else None, **gen), **loader)

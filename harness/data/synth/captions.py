@@ -10,7 +10,8 @@ import numpy as np
 from .attributes import Person
 
 LOWER_WORDS = {"trousers": ["trousers", "pants"], "shorts": ["shorts"], "skirt": ["skirt"]}
-UPPER_WORDS = {"t-shirt": ["t-shirt", "tee"], "jacket": ["jacket"], "coat": ["long coat", "coat"], "sweater": ["sweater", "jumper"]}
+UPPER_WORDS = {"t-shirt": ["t-shirt", "tee"], "jacket": ["jacket"], "coat": ["long coat", "coat"],
+               "sweater": ["sweater", "jumper"]}
 
 
 def _pick(rng, xs):
