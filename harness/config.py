@@ -21,6 +21,13 @@ from .registry import get_method_class
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_CONFIG = Path(__file__).resolve().parent / "configs" / "runtime.py"
 
+def dataset_defaults(name: str) -> dict:
+    """The ``dataset`` section of ``datasets/<name>.py`` (``{"type": name}`` when there is no such file)."""
+    dfile = dataset_config_dir() / f"{name}.py"
+    ds = _fromfile(dfile, implicit_base=False).to_dict().get("dataset", {}) if dfile.is_file() else {}
+    return dict(ds, type=name)
+
+
 def method_config_dir(method: str) -> Path:
     cls = get_method_class(method)
     d = getattr(cls, "config_dir", None)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from tabulate import tabulate
 from tqdm import tqdm
 
-from ..registry import get_dataset_class
 from .formats import PUBLISHED_COUNTS, caption_token_lengths
+from .resolve import resolve_named
 from .loading import check_images
 from .overlap import split_overlaps
 
@@ -86,13 +86,7 @@ def verify(name: str, root: str | None = None, annotation_file: str | None = Non
            **dataset_kwargs) -> VerifyReport:
     """Load ``name`` as ``harness run`` would (``dataset_kwargs``: max_image_pixels, max_caption_chars, ...)
     and check every image, fully decoded unless ``decode`` is False (then header only)."""
-    cls = get_dataset_class(name)
-    kwargs = {k: v for k, v in dataset_kwargs.items() if v is not None}
-    if root is not None:
-        kwargs["root"] = root
-    if annotation_file:
-        kwargs["annotation_file"] = annotation_file
-    splits = cls(**kwargs).load()
+    splits = resolve_named(name, root, annotation_file=annotation_file, **dataset_kwargs)
     rep = VerifyReport(name, str(splits.annotation_file), splits.counts(), PUBLISHED_COUNTS.get(name, {}),
                        skipped=splits.skipped, notes=splits.notes, stats=splits.stats,
                        overlaps=split_overlaps(splits), max_image_pixels=splits.max_image_pixels)

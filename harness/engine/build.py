@@ -1,36 +1,13 @@
-"""Build the pieces of a job from config sections: the dataset (one resolution for ``run``, ``eval``
-and ``data verify``) and the method. Nothing here trains or writes."""
+"""Build the pieces of a job from config sections: the dataset (through ``harness.data.resolve``, the one
+resolution shared with ``data verify``), its checks, and the method. Nothing here trains or writes."""
 from __future__ import annotations
 
-import inspect
 
-from ..config import check_dataset_keys
-from ..data.loading import check_images_exist
+from ..data.loading import require_images as _require_images
 from ..data.records import Splits
-from ..errors import ConfigError, DataError, ImageError
-from ..registry import get_dataset_class, get_method_class
-
-
-def resolve_dataset(ds_cfg: dict, data_root: str | None = None, annotation_file: str | None = None) -> Splits:
-    """The one place a dataset config (``type`` plus the dataset class's keywords, defaults from
-    ``datasets/<type>.py``) becomes loaded splits. ``data_root``/``annotation_file`` override the config."""
-    cfg = dict(ds_cfg)
-    name = cfg.pop("type")
-    if data_root:
-        cfg["root"] = data_root
-    if annotation_file:
-        cfg["annotation_file"] = annotation_file
-    cls = get_dataset_class(name)
-    check_dataset_keys("dataset", dict(cfg, type=name))
-    accepted = inspect.signature(cls.__init__).parameters
-    if "root" in accepted and accepted["root"].default is inspect.Parameter.empty and "root" not in cfg:
-        raise ConfigError(f"dataset '{name}' needs its root folder: pass --data-root DIR (or set dataset.root)")
-    return cls(**cfg).load()
-
-
-def is_generated(ds_cfg: dict) -> bool:
-    """Built-in procedurally generated datasets (nothing to download; random-init encoders are expected)."""
-    return bool(getattr(get_dataset_class(ds_cfg["type"]), "generated", False))
+from ..data.resolve import is_generated, resolve_dataset  # noqa: F401  (the one dataset resolution)
+from ..errors import ConfigError, DataError
+from ..registry import get_method_class
 
 
 def build_method(m_cfg: dict, num_classes: int):
@@ -43,12 +20,9 @@ def build_method(m_cfg: dict, num_classes: int):
         raise ConfigError(f"method '{name}': {exc}") from None
 
 
-def require_images(records, root, what: str) -> None:
-    missing = check_images_exist(records, root)
-    if missing:
-        shown = ", ".join(missing[:5])
-        raise ImageError(f"{what}: {len(missing)} image(s) missing under {root} (first: {shown}); "
-                         f"run `harness data verify` for the full list")
+def require_images(records, splits: Splits, what: str) -> None:
+    """Every image present, decodable and under ``dataset.max_image_pixels`` before anything starts."""
+    _require_images(records, splits.image_root, what, splits.max_image_pixels)
 
 
 def require_eval_split(splits: Splits, split: str) -> list:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 
+from ..config import dataset_defaults
 from ..errors import HarnessError
 from ..results import ResultsStore
 from . import checkpoint_compat  # noqa: F401
@@ -38,11 +39,11 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     if "train_data" not in meta:
         raise HarnessError(f"{meta_file} predates dataset fingerprints (no 'train_data'); re-run `harness run` "
                            "to get a checkpoint whose records can say what trained it")
-    ds_cfg = {"type": dataset} if dataset != cfg.dataset.type else dict(cfg.dataset)
     same = dataset == cfg.dataset.type
+    ds_cfg = dict(cfg.dataset) if same else dataset_defaults(dataset)
     splits = resolve_dataset(ds_cfg, data_root or (meta.get("data_root") if same else None))
     records = require_eval_split(splits, split)
-    require_images(records, splits.image_root, f"{splits.name} {split}")
+    require_images(records, splits, f"{splits.name} {split}")
     method = build_method(cfg.method, meta["num_classes"])
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     sd = state.get("state_dict", state)

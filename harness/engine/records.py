@@ -102,13 +102,14 @@ class Provenance:
                     encoder_weights=weight_provenance(method),
                     train_dataset=self.train["dataset"], train_fingerprint=self.train["fingerprint"],
                     checkpoint=self.checkpoint, selection=self.selection, harness_version=__version__,
-                    **git_state(), data_notes=self.train["notes"], data_skipped=self.train["skipped"], **self.extra)
+                    **git_state(), data_notes=self.train["notes"], data_skipped=self.train["skipped"],
+                    train_data_stats=self.train.get("stats", {}), **self.extra)
 
 
 def train_data_facts(splits: Splits) -> dict:
     """What a record says about the training data; saved in the work dir so `harness eval` can repeat it."""
     return dict(dataset=splits.name, fingerprint=dataset_fingerprint(splits), notes=list(splits.notes),
-                skipped=dict(splits.skipped))
+                skipped=dict(splits.skipped), stats=dict(splits.stats))
 
 
 def evaluate_record(method, splits: Splits, records: list, split: str, prov: Provenance, eval_cfg,
@@ -124,7 +125,8 @@ def evaluate_record(method, splits: Splits, records: list, split: str, prov: Pro
                eval_fingerprint=dataset_fingerprint(splits, ev), metrics=metrics, per_source=per_source,
                num_queries=len(ev.query_captions), num_gallery=len(ev.gallery_paths),
                text_truncation_rate=method.truncation_rate(ev.query_captions),
-               eval_seconds=round(time.time() - t, 2), eval_skipped=splits.skipped)
+               eval_seconds=round(time.time() - t, 2), eval_skipped=splits.skipped,
+               eval_data_stats=splits.stats)
     keys = np.array(query_keys(ev), dtype="U")
     per_query = dict(pq.as_dict(), query_key=keys, query_pid=np.asarray(ev.query_pids),
                      query_image=np.asarray(ev.query_image_index), query_source=sources.astype("U"))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mmengine.dist import get_world_size, is_main_process
 
+from ..data.overlap import check_split_overlap
 from ..errors import ConfigError, HarnessError
 from ..results import ResultsStore
 from .build import is_generated, require_eval_split, require_images, resolve_dataset
@@ -32,7 +33,8 @@ def prepare_splits(cfg, data_root: str | None = None):
             raise ConfigError(f"train.val_split={cfg.train.val_split}: '{splits.name}' has its own val split; "
                               "leave train.val_split at 0")
         hold_out_val(splits, float(cfg.train.val_split), int(cfg.seed))
-    require_images(splits.train + splits.val + splits.test, splits.image_root, splits.name)
+    check_split_overlap(splits)
+    require_images(splits.train + splits.val + splits.test, splits, splits.name)
     return splits
 
 
@@ -42,7 +44,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
     splits = prepare_splits(cfg, data_root)
     cross = [resolve_dataset(xd) for xd in cfg.get("cross_domain", []) or []]
     for xs in cross:
-        require_images(require_eval_split(xs, "test"), xs.image_root, xs.name)
+        require_images(require_eval_split(xs, "test"), xs, xs.name)
     method = seeded_method(cfg, splits)
     random_init = weight_provenance(method) == "random-init"
     if random_init and not is_generated(cfg.dataset) and not _explicitly_random(cfg.method):
