@@ -173,15 +173,18 @@ class IVT(RetrievalMethod):
         return out
 
     # ------------------------------------------------------------------ training
+    def level_texts(self, captions: list[str], g: torch.Generator | None = None) -> list[str]:
+        """The texts of one batch, level-major as released: word(B) + phrase(B) + sentence(B)."""
+        views = {"word": word_view, "phrase": phrase_view, "sentence": lambda c, g=None: c}
+        return [views[level](c, g) for level in self.levels for c in captions]
+
     def loss(self, batch):
         images, captions, pids, g = batch["images"], batch["captions"], batch["pids"], batch.get("generator")
         if images.dim() == 4:
             images = images[:, None]
         if images.shape[1] != len(self.levels):
             raise ValueError(f"IVT expects {len(self.levels)} image views per sample, got {images.shape[1]}")
-        views = {"word": word_view, "phrase": phrase_view, "sentence": lambda c, g=None: c}
-        texts = [views[level](c, g) for level in self.levels for c in captions]
-        tok = {k: v.to(images.device) for k, v in self.tokenize(texts).items()}
+        tok = {k: v.to(images.device) for k, v in self.tokenize(self.level_texts(captions, g)).items()}
         f_v = self._image(images.transpose(0, 1).flatten(0, 1), g)  # view-major: [v1(B); v2(B); v3(B)]
         f_t = self._text(tok, g)
         all_pids = pids.repeat(len(self.levels))
