@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from mmengine.optim import _ParamScheduler  # mmengine's documented base class for custom schedulers
+from mmengine.optim import _ParamScheduler  # the base mmengine documents for custom schedulers (override _get_value)
 from mmengine.registry import PARAM_SCHEDULERS
 
 
