@@ -12,7 +12,6 @@ from mmengine.registry import PARAM_SCHEDULERS
 
 from harness.config import load_config
 from harness.engine.model import HarnessModel
-from harness.engine.run import _schedulers
 from tipr_methods.ivt import IVT
 from tipr_methods.ivt.losses import cmpm_loss
 from tipr_methods.ivt.views import phrase_candidates, word_candidates
@@ -93,8 +92,9 @@ def _ivt_optimizer_and_schedule(epochs):
     cfg = load_config("ivt", "cuhk")
     model = HarnessModel(IVT(**TINY_IVT))
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper.to_dict())
-    (sched,) = _schedulers(cfg, epochs)
-    return model, wrapper, PARAM_SCHEDULERS.build(dict(sched, optimizer=wrapper))
+    (sched,) = cfg.param_scheduler
+    assert sched["end"] == "max_epochs"  # the harness puts the number of epochs there
+    return model, wrapper, PARAM_SCHEDULERS.build(dict(sched, end=epochs, optimizer=wrapper))
 
 
 def _lr_of(model, wrapper, name):
