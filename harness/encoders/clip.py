@@ -6,7 +6,6 @@ features are the image [CLS] token and the text EOT token.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -87,9 +86,9 @@ class CLIPEncoder(nn.Module):
             if not isinstance(sd, dict):
                 raise HarnessError(f"{path}: expected a state dict or a JIT archive")
         sd = {k.removeprefix("module."): v for k, v in sd.items()}
-        self._remember_source_positions(sd)
         for k in ("input_resolution", "context_length", "vocab_size"):
             sd.pop(k, None)
+        self._remember_source_positions(sd)
         resize_pos_embed(sd, self.clip, interpolation="bilinear", antialias=False)
         resize_text_pos_embed(sd, self.clip)
         missing, unexpected = self.clip.load_state_dict(sd, strict=False)
@@ -195,7 +194,7 @@ class CLIPEncoder(nn.Module):
         """Keep the checkpoint's own position table so that ``vision_position_table`` resizes it once."""
         pos = sd.get("visual.positional_embedding")
         if pos is not None:
-            side = math.isqrt(pos.shape[0] - 1)
+            side = round((pos.shape[0] - 1) ** 0.5)  # pretrained grids are square
             self._source_positions = (pos.detach().float().clone(), (side, side))
 
     def vision_position_table(self, grid) -> torch.Tensor:
