@@ -15,10 +15,14 @@ from ..registry import ENCODERS
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # enough whole words for the synth captions; anything else falls back to WordPiece characters
-COMMON_WORDS = """a an the and with of in on is are has have wears wearing wear dressed carrying carries not anything
-his her he she man woman guy lady male female person this that it its black white red blue green yellow grey gray
-purple orange pink brown blonde dark light long short hair cap hat jacket coat t-shirt tee shirt sweater jumper
-trousers pants shorts skirt shoes footwear sneakers boots backpack handbag bag head top bottom also""".split()
+COMMON_WORDS = [
+    "a", "an", "the", "and", "with", "of", "in", "on", "is", "are", "has", "have", "wears", "wearing", "wear",
+    "dressed", "carrying", "carries", "not", "anything", "his", "her", "he", "she", "man", "woman", "guy", "lady",
+    "male", "female", "person", "this", "that", "it", "its", "black", "white", "red", "blue", "green", "yellow",
+    "grey", "gray", "purple", "orange", "pink", "brown", "blonde", "dark", "light", "long", "short", "hair", "cap",
+    "hat", "jacket", "coat", "t-shirt", "tee", "shirt", "sweater", "jumper", "trousers", "pants", "shorts", "skirt",
+    "shoes", "footwear", "sneakers", "boots", "backpack", "handbag", "bag", "head", "top", "bottom", "also",
+]
 
 
 def tiny_vocab_file(extra_words=()) -> Path:
@@ -47,11 +51,35 @@ def wordpiece_tokenizer(vocab_file: Path) -> BertTokenizerFast:
     return BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
 
 
-def tokenize_captions(tokenizer, captions, max_length: int) -> dict:
-    """Lower-cased WordPiece ids and attention mask, padded to the longest caption, cut at ``max_length``."""
-    t = tokenizer([c.lower() for c in captions], padding="longest", truncation=True, max_length=max_length,
-                  return_tensors="pt")
-    return dict(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
+def tokenize_captions(tokenizer, captions, max_length: int, add_sep: bool = True) -> dict:
+    """Lower-cased WordPiece ids and attention mask, padded (with [PAD] = 0) to the longest caption.
+
+    ``add_sep=True`` gives ``[CLS] X [SEP]``, ``add_sep=False`` gives ``[CLS] X`` (the form of ALBEF's
+    tokenizer that IVT's released code uses). Ids are cut at ``max_length`` *after* the special tokens
+    are added, so an over-long caption loses its [SEP], as LGUR's released ``data/dataset.py:68-77`` does.
+    """
+    tail = [tokenizer.sep_token_id] if add_sep else []
+    words = tokenizer([c.lower() for c in captions], add_special_tokens=False)["input_ids"]
+    rows = [([tokenizer.cls_token_id] + ids + tail)[:max_length] for ids in words]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return dict(input_ids=ids, attention_mask=mask)
+
+
+class TextEmbeddings(nn.Module):
+    """BERT's input embeddings as ``ids [B, L] -> [B, L, H]``: word + absolute position + token type 0,
+    then LayerNorm and dropout (the parameters are BERT's own, shared with the encoder)."""
+
+    def __init__(self, embeddings: nn.Module):
+        super().__init__()
+        self.embeddings = embeddings
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.embeddings(input_ids=input_ids)
 
 
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
@@ -60,7 +88,8 @@ TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, interme
 class BertEncoder(nn.Module):
     """``tokenize(captions)`` -> dict of tensors; ``forward(ids, mask)`` -> last hidden states [B, L, H]."""
 
-    def __init__(self, path: str | None = None, preset: str = "tiny", max_length: int = 100, vocab_file: str | None = None):
+    def __init__(self, path: str | None = None, preset: str = "tiny", max_length: int = 100,
+                 vocab_file: str | None = None):
         super().__init__()
         self.max_length = max_length
         if path:
@@ -95,6 +124,26 @@ class BertEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    # ---------------------------------------------------------------- public accessors for method plugins
+    # Methods that re-wire BERT's parts (IVT) take them from here rather than from transformers' attributes.
+    @property
+    def num_layers(self) -> int:
+        return self.bert.config.num_hidden_layers
+
+    @property
+    def max_positions(self) -> int:
+        """Length of the absolute position table: the longest id sequence BERT can embed."""
+        return self.bert.config.max_position_embeddings
+
+    def text_embeddings(self) -> TextEmbeddings:
+        """The input embedding stage as a module of its own (same parameters)."""
+        return TextEmbeddings(self.bert.embeddings)
+
+    def ffn_linears(self) -> list[tuple[nn.Linear, nn.Linear]]:
+        """Each layer's feed-forward pair (hidden -> intermediate, intermediate -> hidden), without BERT's
+        activation, dropout and post-LN; the activation is ``hidden_act`` (GELU for bert-base)."""
+        return [(layer.intermediate.dense, layer.output.dense) for layer in self.bert.encoder.layer]
 
 
 @ENCODERS.register_module(name="bert")

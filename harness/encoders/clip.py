@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from open_clip.model import CLIP, resize_pos_embed, resize_text_pos_embed
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
@@ -27,6 +29,16 @@ PRESETS = {
                  vision=dict(layers=2, width=128, patch_size=8, head_width=32),
                  text=dict(layers=2, width=128, heads=4, vocab_size=49408)),
 }
+
+
+class VisionBlockParts(NamedTuple):
+    """One pre-LN vision block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``; ``attn`` is a batch-first
+    ``nn.MultiheadAttention``, ``mlp`` maps [.., width] -> [.., width]."""
+
+    norm1: nn.Module
+    attn: nn.MultiheadAttention
+    norm2: nn.Module
+    mlp: nn.Module
 
 
 class CLIPEncoder(nn.Module):
@@ -76,6 +88,7 @@ class CLIPEncoder(nn.Module):
         sd = {k.removeprefix("module."): v for k, v in sd.items()}
         for k in ("input_resolution", "context_length", "vocab_size"):
             sd.pop(k, None)
+        self._remember_source_positions(sd)
         resize_pos_embed(sd, self.clip, interpolation="bilinear", antialias=False)
         resize_text_pos_embed(sd, self.clip)
         missing, unexpected = self.clip.load_state_dict(sd, strict=False)
@@ -124,6 +137,78 @@ class CLIPEncoder(nn.Module):
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         """The global image feature: the projected [CLS] token, as float32."""
         return self.encode_image_tokens(images)[:, 0].float()
+
+    # ---------------------------------------------------------------- public accessors for method plugins
+    # Methods that rebuild the vision tower (IVT, LGUR) take its parts from here rather than from
+    # open_clip's attributes, so an open_clip change is absorbed in this one place.
+    @property
+    def vision_width(self) -> int:
+        return self.clip.visual.conv1.out_channels
+
+    @property
+    def patch_embedding(self) -> nn.Conv2d:
+        """The patch projection: Conv2d with kernel = stride = patch size, no bias."""
+        return self.clip.visual.conv1
+
+    @property
+    def vision_grid(self) -> tuple[int, int]:
+        """(rows, columns) of patches at ``image_size``."""
+        return tuple(self.clip.visual.grid_size)
+
+    @property
+    def vision_class_token(self) -> nn.Parameter:
+        """The learnable [CLS] embedding, shape [width]."""
+        return self.clip.visual.class_embedding
+
+    @property
+    def vision_positions(self) -> nn.Parameter:
+        """The position table at ``vision_grid``, shape [1 + rows * columns, width] ([CLS] row first)."""
+        return self.clip.visual.positional_embedding
+
+    @property
+    def vision_pre_norm(self) -> nn.Module:
+        """CLIP's LayerNorm on the embedded tokens, before the first block."""
+        return self.clip.visual.ln_pre
+
+    @property
+    def vision_post_norm(self) -> nn.Module:
+        """The LayerNorm after the last block (before the projection)."""
+        return self.clip.visual.ln_post
+
+    @property
+    def vision_blocks(self) -> nn.ModuleList:
+        """The transformer blocks; each maps batch-first tokens [B, N, width] -> [B, N, width]."""
+        return self.clip.visual.transformer.resblocks
+
+    def vision_block_parts(self) -> list[VisionBlockParts]:
+        """The parts of each vision block, for methods that re-wire them (e.g. IVT shares attention across
+        modalities). Blocks with layer scale are refused: the parts would not reproduce the block."""
+        parts = []
+        for blk in self.vision_blocks:
+            if not (isinstance(blk.ls_1, nn.Identity) and isinstance(blk.ls_2, nn.Identity)):
+                raise HarnessError(f"CLIP preset '{self.preset}' uses layer scale; its blocks cannot be split")
+            parts.append(VisionBlockParts(blk.ln_1, blk.attn, blk.ln_2, blk.mlp))
+        return parts
+
+    def _remember_source_positions(self, sd: dict) -> None:
+        """Keep the checkpoint's own position table so that ``vision_position_table`` resizes it once."""
+        pos = sd.get("visual.positional_embedding")
+        if pos is not None:
+            side = round((pos.shape[0] - 1) ** 0.5)  # pretrained grids are square
+            self._source_positions = (pos.detach().float().clone(), (side, side))
+
+    def vision_position_table(self, grid) -> torch.Tensor:
+        """A new [1 + h * w, width] position table for another patch grid (h, w), resized bilinearly
+        *once* from the grid the weights were trained at (the checkpoint's, e.g. 14 x 14 for a 224-pixel
+        ViT-B/16; the preset's own table when no checkpoint was loaded). The [CLS] row is kept."""
+        table, old = getattr(self, "_source_positions", None) or (self.vision_positions.detach().float(),
+                                                                   self.vision_grid)
+        grid = tuple(int(g) for g in grid)
+        if grid != tuple(old):
+            body = table[1:].reshape(1, old[0], old[1], -1).permute(0, 3, 1, 2)
+            body = F.interpolate(body, size=grid, mode="bilinear", align_corners=False, antialias=False)
+            table = torch.cat([table[:1], body.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)])
+        return table.clone().to(self.vision_positions.dtype)
 
 
 @ENCODERS.register_module(name="clip")

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import stochastic_depth
 
 from harness.encoders.bert import tokenize_captions
+from harness.encoders.clip import VisionBlockParts
 from harness.errors import HarnessError
-from harness.plugin import ImageSpec, RetrievalMethod
+from harness.plugin import Deviation, ImageSpec, RetrievalMethod
 from harness.registry import build_encoder
 
 from .losses import cmpm_loss, drop_tokens
@@ -28,12 +28,10 @@ LEVELS = ("word", "phrase", "sentence")
 class SharedBlock(nn.Module):
     """Pre-LN block: shared MSA + LN1/LN2, FFN picked by modality (VLMo-style, no VL expert)."""
 
-    def __init__(self, vision_block: nn.Module, bert_layer: nn.Module, drop_path: float):
+    def __init__(self, vision: VisionBlockParts, text_ffn: tuple[nn.Linear, nn.Linear], drop_path: float):
         super().__init__()
-        self.ln_1, self.attn, self.ln_2 = vision_block.ln_1, vision_block.attn, vision_block.ln_2
-        self.mlp_vis = vision_block.mlp
-        self.mlp_txt = nn.Sequential(OrderedDict(
-            fc1=bert_layer.intermediate.dense, act=nn.GELU(), fc2=bert_layer.output.dense))
+        self.ln_1, self.attn, self.ln_2, self.mlp_vis = vision.norm1, vision.attn, vision.norm2, vision.mlp
+        self.mlp_txt = nn.Sequential(OrderedDict(fc1=text_ffn[0], act=nn.GELU(), fc2=text_ffn[1]))
         self.drop_path = drop_path
 
     def forward(self, x: torch.Tensor, modality: str, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -44,17 +42,17 @@ class SharedBlock(nn.Module):
         return x + stochastic_depth(mlp(self.ln_2(x)), self.drop_path, "row", self.training)
 
 
-def _resize_grid(pos: torch.Tensor, old: tuple[int, int], new: tuple[int, int]) -> torch.Tensor:
-    """[1+h*w, C] position table -> the new grid, bilinear (CLS row kept)."""
-    if tuple(old) == tuple(new):
-        return pos
-    cls, grid = pos[:1], pos[1:].reshape(1, old[0], old[1], -1).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=new, mode="bilinear", align_corners=False)
-    return torch.cat([cls, grid.permute(0, 2, 3, 1).reshape(new[0] * new[1], -1)])
-
-
 class IVT(RetrievalMethod):
-    """IVT without its VLP stage (the released VLP checkpoint is no longer downloadable)."""
+    """IVT without its VLP stage (the released VLP checkpoint is no longer downloadable).
+
+    Args:
+        vision, text: shared encoder configs (a CLIP ViT and a BERT of the same depth and width).
+        stride: patch stride (12 on CUHK-PEDES / ICFG-PEDES, 16 on RSTPReid); None = the patch size.
+        levels: text levels trained against as many image augmentations (word, phrase, sentence).
+        bmm_ratio: BMM drops up to this fraction of the tokens per step (0 disables it).
+        cmpm_target_norm: "l2" as released, "l1" for the CMPM paper's distribution.
+        drop_path: stochastic depth of the last block (rising linearly from 0).
+    """
 
     def __init__(self, num_classes: int = 0, vision: dict | None = None, text: dict | None = None,
                  stride: int | None = 12, levels=LEVELS, bmm_ratio: float = 0.2, cmpm_target_norm: str = "l2",
@@ -66,33 +64,36 @@ class IVT(RetrievalMethod):
             raise ValueError(f"levels must be a non-empty subset of {LEVELS}, got {list(levels)}")
         clip = build_encoder(vision, "clip")
         bert = build_encoder(text, "bert")
-        v = clip.clip.visual
-        blocks, layers = v.transformer.resblocks, bert.bert.encoder.layer
-        width = v.conv1.out_channels
-        if len(blocks) != len(layers) or width != bert.hidden_size:
-            raise HarnessError(f"IVT needs a ViT and a BERT of the same depth and width; got ViT {len(blocks)}x{width}, "
-                               f"BERT {len(layers)}x{bert.hidden_size}")
-        self.width, self.levels, self.bmm_ratio, self.cmpm_target_norm = width, tuple(levels), bmm_ratio, cmpm_target_norm
+        width, depth = clip.vision_width, len(clip.vision_blocks)
+        if depth != bert.num_layers or width != bert.hidden_size:
+            raise HarnessError(f"IVT needs a ViT and a BERT of the same depth and width; got ViT {depth}x{width}, "
+                               f"BERT {bert.num_layers}x{bert.hidden_size}")
+        self.width, self.levels, self.bmm_ratio = width, tuple(levels), bmm_ratio
+        self.cmpm_target_norm = cmpm_target_norm
         self.encoder_presets = dict(vision=clip.preset, text=bert.preset)
-        # image embedding: overlapping patches (IVT uses stride 12 on CUHK/ICFG), resized positions
-        patch = v.conv1.kernel_size[0]
+        # image embedding: overlapping patches (IVT uses stride 12 on CUHK/ICFG), one position per token
+        conv = clip.patch_embedding
+        patch = conv.kernel_size[0]
         self.stride = stride or patch
         self.image_size = clip.image_size
         self.patch_embed = nn.Conv2d(3, width, kernel_size=patch, stride=self.stride, bias=False)
-        self.patch_embed.weight.data.copy_(v.conv1.weight.data)
-        grid = tuple((s - patch) // self.stride + 1 for s in self.image_size)
-        self.grid = grid
-        self.cls_token = v.class_embedding
-        self.pos_embed = nn.Parameter(_resize_grid(v.positional_embedding.data, v.grid_size, grid))
-        self.type_embed = nn.Parameter(torch.empty(1, 1, width))
+        self.patch_embed.weight.data.copy_(conv.weight.data)
+        self.grid = tuple((s - patch) // self.stride + 1 for s in self.image_size)
+        self.cls_token = clip.vision_class_token
+        # released load_param_hybrid: the pretrained 14x14 table resized once to the stride grid (vit_vl.py:1083-1088)
+        self.pos_embed = nn.Parameter(clip.vision_position_table(self.grid))
+        # released vit_vl.py:938,959: one learnable type vector per image token, trunc-normal(0.02)
+        self.type_embed = nn.Parameter(torch.empty(1 + self.grid[0] * self.grid[1], width))
         nn.init.trunc_normal_(self.type_embed, std=0.02)
-        self.ln_pre = v.ln_pre  # CLIP's pre-norm (timm's ViT in the released code has none)
+        self.ln_pre = clip.vision_pre_norm  # CLIP's pre-norm (timm's ViT in the released code has none)
         # text embedding: BERT word + position + token-type, LN, dropout
-        self.tokenizer, self.max_length = bert.tokenizer, bert.max_length
-        self.text_embed = bert.bert.embeddings
-        rates = torch.linspace(0, drop_path, len(blocks)).tolist()
-        self.blocks = nn.ModuleList(SharedBlock(b, l, r) for b, l, r in zip(blocks, layers, rates))
-        self.norm = v.ln_post  # shared final LayerNorm; the feature is [CLS] after it, no projection
+        self.tokenizer, self.max_text_length = bert.tokenizer, bert.max_positions
+        self.text_embed = bert.text_embeddings()
+        self.drop_path = drop_path
+        rates = torch.linspace(0, drop_path, depth).tolist()
+        self.blocks = nn.ModuleList(SharedBlock(b, f, r)
+                                    for b, f, r in zip(clip.vision_block_parts(), bert.ffn_linears(), rates))
+        self.norm = clip.vision_post_norm  # shared final LayerNorm; the feature is [CLS] after it, no projection
         self._spec = ImageSpec(size=self.image_size, mean=tuple(image_mean), std=tuple(image_std),
                                train_views=len(self.levels),
                                augment=dict(augment or dict(flip=True, pad_crop=10, erasing=0.5)))
@@ -107,7 +108,10 @@ class IVT(RetrievalMethod):
                                   erasing_fill="pixel", erasing_area=(0.02, 1 / 3), erasing_ratio=(0.3, 1 / 0.3))
 
     def tokenize(self, captions):
-        return tokenize_captions(self.tokenizer, captions, self.max_length)
+        """``[CLS] X`` with no ``[SEP]`` and no truncation, padded to the longest (released ``processor.py:125``
+        with ALBEF's tokenizer, ``tokenization_bert.py:261-262``); only ids beyond BERT's position table
+        (512 for bert-base, where the released code would fail) are cut."""
+        return tokenize_captions(self.tokenizer, captions, self.max_text_length, add_sep=False)
 
     def _run(self, x, modality, keep_mask=None, g=None):
         if self.training and self.bmm_ratio > 0:
@@ -125,7 +129,7 @@ class IVT(RetrievalMethod):
 
     def _text(self, tok, g=None):
         ids, mask = tok["input_ids"], tok["attention_mask"]
-        return self._run(self.text_embed(input_ids=ids), "text", mask, g)
+        return self._run(self.text_embed(ids), "text", mask, g)
 
     def encode_image(self, images):
         return self._image(images).float()
@@ -138,16 +142,53 @@ class IVT(RetrievalMethod):
                     cmpm_target_norm=self.cmpm_target_norm, vlp=False, word_view="comma-chunk fallback",
                     **{f"encoder_{k}": v for k, v in self.encoder_presets.items()})
 
+    def deviations(self) -> list[Deviation]:
+        """What still differs from PersonRetrieval-IVT@f205788 with this configuration."""
+        out = [
+            Deviation("no-vlp", "fine-tuning starts from the authors' VLP checkpoint (train_cuhkpedes_gpu.py:168-170; "
+                                "the download has expired)", "no VLP stage: starts from the shared encoders' weights"),
+            Deviation("clip-vit", "timm ImageNet ViT-B/16 (GELU FFNs, no pre-norm, patch-embedding bias; "
+                                  "vit_vl.py:1050-1102)",
+                      f"CLIP ViT '{self.encoder_presets['vision']}' (QuickGELU image FFNs, CLIP's ln_pre, "
+                      "no patch-embedding bias)"),
+        ]
+        spec = self.image_spec
+        if tuple(spec.mean) != (0.5, 0.5, 0.5) or tuple(spec.std) != (0.5, 0.5, 0.5):
+            out.append(Deviation("image-stats", "normalisation mean = std = 0.5 (configs/*/vit_base_uvt_bert.yml)",
+                                 f"mean {list(spec.mean)}, std {list(spec.std)}",
+                                 "method.image_mean, method.image_std"))
+        if "word" in self.levels:
+            out.append(Deviation("word-view", "CUHK-PEDES: random attribute phrases from cuhk_pedes_att.json "
+                                              "(datasets/bases.py:188-193; not public any more)",
+                                 "the ICFG/RSTPReid comma-chunk rule (bases.py:239-247) on every dataset"))
+        if self.levels != LEVELS:
+            out.append(Deviation("levels", "word, phrase and sentence texts against 3 image views "
+                                           "(processor.py:114-123)",
+                                 f"levels {list(self.levels)}", "method.levels"))
+        if self.bmm_ratio != 0.2:
+            out.append(Deviation("bmm-ratio", "BMM drops up to 20% of the tokens (vit_vl.py:995-1003, percent=0.2)",
+                                 f"bmm_ratio {self.bmm_ratio}", "method.bmm_ratio"))
+        if self.cmpm_target_norm != "l2":
+            out.append(Deviation("cmpm-target", "CMPM targets y / ||y||_2 (loss/cmps_loss.py:48)",
+                                 f"targets normalised by {self.cmpm_target_norm}", "method.cmpm_target_norm"))
+        if self.drop_path != 0.1:
+            out.append(Deviation("drop-path", "stochastic depth rising to 0.1 (config/defaults.py:61, vit_vl.py:945)",
+                                 f"rising to {self.drop_path}", "method.drop_path"))
+        return out
+
     # ------------------------------------------------------------------ training
+    def level_texts(self, captions: list[str], g: torch.Generator | None = None) -> list[str]:
+        """The texts of one batch, level-major as released: word(B) + phrase(B) + sentence(B)."""
+        views = {"word": word_view, "phrase": phrase_view, "sentence": lambda c, g=None: c}
+        return [views[level](c, g) for level in self.levels for c in captions]
+
     def loss(self, batch):
         images, captions, pids, g = batch["images"], batch["captions"], batch["pids"], batch.get("generator")
         if images.dim() == 4:
             images = images[:, None]
         if images.shape[1] != len(self.levels):
             raise ValueError(f"IVT expects {len(self.levels)} image views per sample, got {images.shape[1]}")
-        views = {"word": word_view, "phrase": phrase_view, "sentence": lambda c, g=None: c}
-        texts = [views[level](c, g) for level in self.levels for c in captions]
-        tok = {k: v.to(images.device) for k, v in self.tokenize(texts).items()}
+        tok = {k: v.to(images.device) for k, v in self.tokenize(self.level_texts(captions, g)).items()}
         f_v = self._image(images.transpose(0, 1).flatten(0, 1), g)  # view-major: [v1(B); v2(B); v3(B)]
         f_t = self._text(tok, g)
         all_pids = pids.repeat(len(self.levels))

@@ -11,28 +11,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.plugin import ImageSpec, RetrievalMethod
+from harness.plugin import Deviation, ImageSpec, RetrievalMethod
 from harness.registry import build_encoder
 
-from .modules import BiLSTMHead, CrossAttentionDecoder, semi_hard_ranking_loss
+from .modules import RANK_TEXT_ANCHORS, BiLSTMHead, CrossAttentionDecoder, semi_hard_ranking_loss
 
 IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
 
 class LGUR(RetrievalMethod):
+    """LGUR as released, on the harness' shared encoders.
+
+    Args:
+        vision, text: shared encoder configs (CLIP ViT for the image tokens, BERT for the text).
+        dim: model width of DGA/PGU (384 as released); image tokens are projected to it.
+        dict_size, num_prototypes, part_dim: dictionary atoms (400), prototypes (6), per-part width (512).
+        recon, proto: decoder shapes of theta_r (DGA) and theta_p (PGU).
+        margin: ranking margin (0.3).
+        rank_text_anchor: "released" (the released indexing, see ``modules.ranking_loss``) or "corrected".
+        drop_last_block: run all ViT blocks but the last (released ``local_feature=True``).
+        freeze_text, text_dropout_in_train: frozen BERT whose dropout stays on in training (released).
+    """
+
     def __init__(self, num_classes: int = 0, vision: dict | None = None, text: dict | None = None, dim: int = 384,
                  dict_size: int = 400, num_prototypes: int = 6, part_dim: int = 512,
                  recon: dict | None = None, proto: dict | None = None, margin: float = 0.3,
+                 rank_text_anchor: str = "released",
                  drop_last_block: bool = True, freeze_text: bool = True, text_dropout_in_train: bool = True,
                  image_mean=(0.48145466, 0.4578275, 0.40821073), image_std=(0.26862954, 0.26130258, 0.27577711),
                  augment: dict | None = None, **kwargs):
         super().__init__(num_classes=num_classes, **kwargs)
         if num_classes <= 0:
             raise ValueError("LGUR's per-prototype ID heads need num_classes > 0")
+        if rank_text_anchor not in RANK_TEXT_ANCHORS:
+            raise ValueError(f"rank_text_anchor must be one of {RANK_TEXT_ANCHORS}, got {rank_text_anchor!r}")
         clip = build_encoder(vision, "clip")
-        self.visual = clip.clip.visual  # the text tower of the CLIP encoder is not used
+        # the vision tower's parts only (the CLIP text tower is not used)
+        self.patch_embed, self.cls_token = clip.patch_embedding, clip.vision_class_token
+        self.pos_embed, self.ln_pre, self.blocks = clip.vision_positions, clip.vision_pre_norm, clip.vision_blocks
         self.image_size, self.drop_last_block = clip.image_size, drop_last_block
-        width = self.visual.conv1.out_channels
+        width = clip.vision_width
         self.visual_proj = nn.Linear(width, dim) if width != dim else nn.Identity()
         self.text_encoder = build_encoder(text, "bert")
         self.freeze_text, self.text_dropout_in_train = freeze_text, text_dropout_in_train
@@ -53,7 +71,7 @@ class LGUR(RetrievalMethod):
         for c in self.classifiers:
             nn.init.normal_(c.weight, std=0.001)
             nn.init.zeros_(c.bias)
-        self.margin = margin
+        self.margin, self.rank_text_anchor = margin, rank_text_anchor
         self.presets = dict(vision=clip.preset, text=self.text_encoder.preset)
         self._spec = ImageSpec(size=self.image_size, mean=tuple(image_mean), std=tuple(image_std),
                                augment=dict(augment or dict(flip=True, pad_crop=10, erasing=0.0)))
@@ -75,9 +93,10 @@ class LGUR(RetrievalMethod):
         return self.text_encoder.tokenize(captions)
 
     def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
-        v = self.visual
-        x = v._embeds(images)
-        blocks = v.transformer.resblocks
+        x = self.patch_embed(images).flatten(2).transpose(1, 2)
+        cls = self.cls_token.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = self.ln_pre(torch.cat([cls, x], dim=1) + self.pos_embed.to(x.dtype))
+        blocks = self.blocks
         for blk in (blocks[:-1] if self.drop_last_block and len(blocks) > 1 else blocks):
             x = blk(x)
         return self.visual_proj(x[:, 1:])
@@ -114,8 +133,38 @@ class LGUR(RetrievalMethod):
     def describe(self):
         return dict(dict_size=self.dictionary.shape[0], prototypes=self.prototypes.shape[0],
                     embed_dim=self.prototypes.shape[0] * self.part_proj[0].out_features, margin=self.margin,
-                    freeze_text=self.freeze_text, text_dropout_in_train=self.text_dropout_in_train,
+                    rank_text_anchor=self.rank_text_anchor, freeze_text=self.freeze_text,
+                    text_dropout_in_train=self.text_dropout_in_train,
                     **{f"encoder_{k}": v for k, v in self.presets.items()})
+
+    def deviations(self) -> list[Deviation]:
+        """What still differs from ZhiyinShao-H/LGUR@c203cc7 with this configuration."""
+        out = [Deviation("clip-vit", "DeiT-Small distilled, width 384, drop-path 0.1 "
+                                     "(model/model.py:156-162, local_feature=True)",
+                         f"CLIP ViT '{self.presets['vision']}' + Linear to {self.prototypes.shape[1]}, CLIP's ln_pre, "
+                         "no drop-path")]
+        spec = self.image_spec
+        if tuple(spec.mean) != IMAGENET["mean"] or tuple(spec.std) != IMAGENET["std"]:
+            out.append(Deviation("image-stats", "ImageNet mean/std (data/dataloader.py:26, 42)",
+                                 f"mean {list(spec.mean)}, std {list(spec.std)}",
+                                 "method.image_mean, method.image_std"))
+        if self.rank_text_anchor != "released":
+            out.append(Deviation("rank-text-anchor", "text-anchor negatives picked on S^T, hinge taken on "
+                                                     "S[anchor, negative] (loss/RankingLoss.py:64-74)",
+                                 "true text anchors: hinge on S^T[anchor, negative]", "method.rank_text_anchor"))
+        if self.margin != 0.3:
+            out.append(Deviation("margin", "ranking margin 0.3 (train_mydecoder_pixelvit_txtimg_3_bert.py:79)",
+                                 f"margin {self.margin}", "method.margin"))
+        if not self.freeze_text or not self.text_dropout_in_train:
+            out.append(Deviation("text-encoder", "frozen BERT, dropout active in training "
+                                                 "(model/text_feature_extract.py:70-79)",
+                                 f"freeze_text={self.freeze_text}, text_dropout_in_train={self.text_dropout_in_train}",
+                                 "method.freeze_text, method.text_dropout_in_train"))
+        if not self.drop_last_block:
+            out.append(Deviation("last-block", "image tokens after all blocks but the last "
+                                                "(vit_pytorch.py:394, local_feature=True)",
+                                 "image tokens after every block", "method.drop_last_block"))
+        return out
 
     # ------------------------------------------------------------------ training
     def id_loss(self, a, b, pids):
@@ -132,7 +181,7 @@ class LGUR(RetrievalMethod):
         v_text = self.reconstruct(v, memory=t, kv_mask=mask) * gate  # cross-modality guidance (training only)
         f_v, f_v_dict = self.unify(v_text), self.unify(v_dict)
         f_t, f_t_dict = self.unify(t, mask), self.unify(self.reconstruct(t), mask)
-        rank = lambda a, b: semi_hard_ranking_loss(a, b, pids, self.margin, g)  # noqa: E731
+        rank = lambda a, b: semi_hard_ranking_loss(a, b, pids, self.margin, g, self.rank_text_anchor)  # noqa: E731
         return dict(
             id_loss=self.id_loss(f_v, f_t, pids) + self.id_loss(f_v_dict, f_t_dict, pids),
             rank_loss=rank(f_v, f_t) + rank(f_v_dict, f_t_dict),

@@ -58,23 +58,56 @@ class BiLSTMHead(nn.Module):
         return (fwd + bwd) / 2
 
 
-def semi_hard_ranking_loss(a: torch.Tensor, b: torch.Tensor, pids: torch.Tensor, margin: float = 0.3,
-                           generator: torch.Generator | None = None) -> torch.Tensor:
-    """LGUR's ``RankingLoss``: positives on the diagonal; for each row (and column) anchor one random
-    *semi-hard* negative j (other identity, ``s_ii - margin < s_ij < s_ii``); anchors without one are
-    skipped; hinge terms are summed (so the loss scales with the batch)."""
-    s = F.normalize(a.flatten(1), dim=1) @ F.normalize(b.flatten(1), dim=1).t()
-    pos = s.diagonal()
+RANK_TEXT_ANCHORS = ("released", "corrected")
+
+
+def _pick_semi_hard(sim: torch.Tensor, other: torch.Tensor, margin: float,
+                    generator: torch.Generator | None) -> list[tuple[int, int]]:
+    """(anchor, negative) per row of ``sim``: one random negative with ``0 < s_an - s_aa + margin < margin``.
+
+    As released (``loss/RankingLoss.py`` lines 35-60): when *no* row has one, a single fallback triplet is
+    kept, the last anchor with its first negative, whatever its hinge.
+    """
+    pos = sim.diagonal()
+    gap = sim - pos[:, None] + margin
+    cand = other & (gap > 0) & (gap < margin)
+    noise = torch.rand(cand.shape, generator=generator).to(sim.device)
+    pick = torch.where(cand, noise, torch.full_like(noise, -1.0)).argmax(dim=1)
+    pairs = [(int(r), int(pick[r])) for r in cand.any(dim=1).nonzero().flatten()]
+    if not pairs:
+        last = len(sim) - 1
+        negatives = other[last].nonzero().flatten()
+        if len(negatives):  # the released code would fail on a batch of one identity
+            pairs = [(last, int(negatives[0]))]
+    return pairs
+
+
+def ranking_loss(s: torch.Tensor, pids: torch.Tensor, margin: float = 0.3, text_anchor: str = "released",
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """LGUR's ``RankingLoss`` on a similarity matrix ``s`` (rows: first modality, columns: second).
+
+    Positives on the diagonal; for each row anchor one random *semi-hard* negative column
+    (``s_ii - margin < s_ij < s_ii``; harder ones excluded, anchors without one skipped, the fallback of
+    ``_pick_semi_hard``), then the same for column anchors on ``s.T``; hinge terms are summed.
+
+    ``text_anchor="released"`` keeps the released indexing (lines 64-74): the column-anchor negative is
+    chosen on ``s.T`` but the hinge is taken on ``s[anchor, negative]``, so the second term is in effect
+    another row-anchor term. ``"corrected"`` takes it on ``s.T[anchor, negative]``.
+    """
+    if text_anchor not in RANK_TEXT_ANCHORS:
+        raise ValueError(f"text_anchor must be one of {RANK_TEXT_ANCHORS}, got {text_anchor!r}")
     other = pids[:, None] != pids[None, :]
     total = s.new_zeros(())
-    for sim, p in ((s, pos), (s.t(), pos)):
-        gap = sim - p[:, None] + margin
-        cand = other & (gap > 0) & (gap < margin)
-        has = cand.any(dim=1)
-        if not has.any():
-            continue
-        noise = torch.rand(cand.shape, generator=generator).to(sim.device)
-        pick = torch.where(cand, noise, torch.full_like(noise, -1.0)).argmax(dim=1)
-        rows = has.nonzero().squeeze(1)
-        total = total + (margin - p[rows] + sim[rows, pick[rows]]).clamp(min=0).sum()
+    for sim, hinge_on in ((s, s), (s.t(), s if text_anchor == "released" else s.t())):
+        pairs = _pick_semi_hard(sim, other, margin, generator)
+        if pairs:
+            a, n = (torch.tensor(x, device=s.device) for x in zip(*pairs))
+            total = total + (margin - hinge_on[a, a] + hinge_on[a, n]).clamp(min=0).sum()
     return total
+
+
+def semi_hard_ranking_loss(a: torch.Tensor, b: torch.Tensor, pids: torch.Tensor, margin: float = 0.3,
+                           generator: torch.Generator | None = None, text_anchor: str = "released") -> torch.Tensor:
+    """``ranking_loss`` on the cosine similarity of the concatenated parts of ``a`` (rows) and ``b``."""
+    s = F.normalize(a.flatten(1), dim=1) @ F.normalize(b.flatten(1), dim=1).t()
+    return ranking_loss(s, pids, margin, text_anchor, generator)

@@ -1,7 +1,7 @@
 # IVT on the built-in synthetic dataset: tiny CLIP vision half + tiny BERT (same depth/width), CPU-sized.
 _base_ = ["./default.py"]  # the harness merges datasets/synth.py underneath
 
-method = dict(vision=dict(preset="tiny", image_size=(64, 32)), text=dict(preset="tiny", max_length=48),
+method = dict(vision=dict(preset="tiny", image_size=(64, 32)), text=dict(preset="tiny"),
               stride=6, drop_path=0.0)
 train = dict(epochs=5, batch_size=24, cache_images=True, log_interval=25)
 # From random initialisation SGD at fine-tuning rates does not leave the uniform-prediction point of CMPM
