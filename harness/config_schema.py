@@ -188,3 +188,61 @@ def validate_values(cfg: Mapping) -> None:
         raise ConfigError(f"cross_domain must be a list of dataset dicts, got {_show(xs)}")
     for i, x in enumerate(xs):
         _check_typed(f"cross_domain[{i}]", x)
+
+
+def check_pair(key: str, v, lo: int = 1):
+    if not isinstance(v, Sequence) or isinstance(v, str) or len(v) != 2:
+        raise ConfigError(f"{key} must be a pair of integers (H, W), got {_show(v)}")
+    for i, x in enumerate(v):
+        check_int(f"{key}[{i}]", x, lo)
+    return v
+
+
+def check_optional_path(key: str, v):
+    if v is not None and (not isinstance(v, str) or not v):
+        raise ConfigError(f"{key} must be a file path, 'random' or None, got {_show(v)}")
+    return v
+
+
+def check_encoder(key: str, cfg, encoder_cls, kind: str) -> None:
+    """A shared-encoder section of a method config: keys the encoder takes, values of the right type."""
+    import inspect
+
+    if cfg is None:
+        return
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"{key} must be a dict of {kind} encoder settings, got {_show(cfg)}")
+    params = [n for n in inspect.signature(encoder_cls.__init__).parameters if n != "self"]
+    check_keys(key, {k: v for k, v in cfg.items() if k != "type"}, params)
+    if cfg.get("type", kind) != kind:
+        raise ConfigError(f"{key}.type must be '{kind}', got {_show(cfg.get('type'))}")
+    presets = getattr(inspect.getmodule(encoder_cls), "PRESETS", None)
+    for name, value in cfg.items():
+        k = f"{key}.{name}"
+        if name == "preset":
+            check_choice(k, value, tuple(presets) if presets else (value,)) if presets else check_str(k, value)
+        elif name == "image_size":
+            check_pair(k, value, 16)
+        elif name in ("context_length", "max_length"):
+            check_int(k, value, 3)
+        elif name in ("checkpoint", "path", "vocab_file"):
+            check_optional_path(k, value)
+
+
+def check_floats(section: str, cfg: Mapping, **ranges) -> None:
+    """``name=dict(lo=.., hi=.., lo_open=..)`` for each float-valued key present in ``cfg``."""
+    for name, rng in ranges.items():
+        if name in cfg:
+            check_float(f"{section}.{name}", cfg[name], **rng)
+
+
+def check_ints(section: str, cfg: Mapping, **lows) -> None:
+    for name, lo in lows.items():
+        if name in cfg:
+            check_int(f"{section}.{name}", cfg[name], lo)
+
+
+def check_bools(section: str, cfg: Mapping, *names) -> None:
+    for name in names:
+        if name in cfg:
+            check_bool(f"{section}.{name}", cfg[name])

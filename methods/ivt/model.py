@@ -15,7 +15,7 @@ from torchvision.ops import stochastic_depth
 
 from harness.encoders.bert import tokenize_captions
 from harness.encoders.clip import VisionBlockParts
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.plugin import Deviation, ImageSpec, RetrievalMethod
 from harness.registry import build_encoder
 
@@ -53,6 +53,29 @@ class IVT(RetrievalMethod):
         cmpm_target_norm: "l2" as released, "l1" for the CMPM paper's distribution.
         drop_path: stochastic depth of the last block (rising linearly from 0).
     """
+
+    @classmethod
+    def validate_config(cls, cfg: dict) -> None:
+        """Types and ranges of IVT's own values, before any data is read (harness.config_schema)."""
+        super().validate_config(cfg)
+        from harness.config_schema import check_choice, check_encoder, check_floats, check_int
+        from harness.encoders.bert import BertEncoder
+        from harness.encoders.clip import CLIPEncoder
+
+        check_encoder("method.vision", cfg.get("vision"), CLIPEncoder, "clip")
+        check_encoder("method.text", cfg.get("text"), BertEncoder, "bert")
+        if cfg.get("stride") is not None:
+            check_int("method.stride", cfg["stride"], 1, 16)
+        levels = cfg.get("levels", LEVELS)
+        if isinstance(levels, str) or not levels or any(lv not in LEVELS for lv in levels):
+            raise ConfigError(f"method.levels must be a non-empty list drawn from {list(LEVELS)}, got {levels!r}")
+        check_floats("method", cfg, bmm_ratio=dict(lo=0.0, hi=1.0, hi_open=True), drop_path=dict(lo=0.0, hi=1.0,
+                                                                                                 hi_open=True))
+        if "cmpm_target_norm" in cfg:
+            check_choice("method.cmpm_target_norm", cfg["cmpm_target_norm"], ("l1", "l2"))
+        for name in ("image_mean", "image_std"):
+            if name in cfg and (not isinstance(cfg[name], (list, tuple)) or len(cfg[name]) != 3):
+                raise ConfigError(f"method.{name} must be three numbers (R, G, B), got {cfg[name]!r}")
 
     def __init__(self, num_classes: int = 0, vision: dict | None = None, text: dict | None = None,
                  stride: int | None = 12, levels=LEVELS, bmm_ratio: float = 0.2, cmpm_target_norm: str = "l2",
