@@ -92,7 +92,7 @@ class CLIPEncoder(nn.Module):
         sd = {k.removeprefix("module."): v for k, v in sd.items()}
         activation = activation or _state_dict_activation(sd, path)
         self._check_activation(activation, path)
-        for k in ("input_resolution", "context_length", "vocab_size"):
+        for k in ("input_resolution", "context_length", "vocab_size", "attn_mask"):  # attn_mask: a traced buffer
             sd.pop(k, None)
         resize_pos_embed(sd, self.clip, interpolation="bilinear", antialias=False)
         resize_text_pos_embed(sd, self.clip)
