@@ -78,6 +78,8 @@ def _tiny_clip(quick_gelu: bool, image_size=(32, 16), context_length=16):
 
 def test_weight_provenance_names_the_loaded_file_and_its_sha256(tmp_path):
     assert CLIPEncoder("tiny", image_size=(32, 16), context_length=16).weight_provenance() == []  # random init
+    # "random" asks for random initialisation on purpose (the engine refuses a silent one on real data)
+    assert CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint="random").weight_provenance() == []
     path = tmp_path / "clip.pt"
     torch.save(_tiny_clip(True).state_dict(), path)
     enc = CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint=str(path))

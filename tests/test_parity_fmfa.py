@@ -13,7 +13,7 @@ from torch import nn
 
 from harness.config import RUNTIME_CONFIG, load_config, to_plain
 from harness.encoders.clip import CLIPEncoder
-from harness.engine.run import _schedulers
+from harness.engine.train import _schedulers
 from tipr_methods.fmfa import FMFA
 from tipr_methods.fmfa import losses as L
 
@@ -158,7 +158,7 @@ def test_fmfa_has_no_per_parameter_lr_multipliers():
     # out; Adam betas (0.9, 0.999), eps 1e-3 (:37-43)
     cfg = load_config("fmfa", "cuhk")
     model = FMFA(num_classes=4, encoder=TINY, cmt_depth=1)
-    wrapper = build_optim_wrapper(model, to_plain(cfg.optim_wrapper))  # as the Runner gets it (engine/run.py)
+    wrapper = build_optim_wrapper(model, to_plain(cfg.optim_wrapper))  # as the Runner gets it (engine/train.py)
     opt = wrapper.optimizer
     assert isinstance(opt, torch.optim.Adam)
     groups = [(g["lr"], g["weight_decay"], g["eps"], tuple(g["betas"])) for g in opt.param_groups]

@@ -55,7 +55,7 @@ class CLIPEncoder(nn.Module):
         self.eot_token_id = self.tokenizer.eot_token_id
         # IRRA pops the last BPE merge and uses its id (49405) for <|mask|>, keeping the vocab at 49408.
         self.mask_token_id = self.vocab_size - 3
-        if checkpoint:
+        if checkpoint and checkpoint != "random":  # "random": random initialisation asked for on purpose
             self.load_checkpoint(checkpoint)
 
     # ---------------------------------------------------------------- weights
