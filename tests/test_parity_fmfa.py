@@ -13,6 +13,7 @@ from torch import nn
 
 from harness.config import RUNTIME_CONFIG, load_config, to_plain
 from harness.encoders.clip import CLIPEncoder
+from harness.errors import ConfigError
 from harness.engine.train import _schedulers
 from tipr_methods.fmfa import FMFA
 from tipr_methods.fmfa import losses as L
@@ -238,6 +239,15 @@ def test_paper_configs_carry_the_papers_settings(name, dataset, margins, alpha, 
     model = FMFA(num_classes=4, **dict(kwargs, encoder=TINY))
     ids = {d.id for d in model.deviations()}
     assert {"asdm-paper", "efa-row-normalise"} <= ids and "losses" not in ids
+
+
+def test_paper_base_without_a_dataset_setting_is_refused():
+    # paper.py alone would run the code's 0.1/0.9 margins under the paper's name, a setting no table reports
+    with pytest.raises(ConfigError, match="method.efa_margins is not set: the paper's EFA margins depend on the"):
+        load_config(config="methods/fmfa/configs/paper.py", dataset="rstp")
+    with pytest.raises(ConfigError, match="efa_margins is not set"):
+        FMFA(num_classes=4, encoder=TINY, efa_margins=None)
+    assert FMFA(num_classes=4, encoder=TINY, losses=("asdm", "id"), efa_margins=None).deviations()
 
 
 def test_deviations_follow_the_config():

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from open_clip.transformer import QuickGELU, Transformer
 from torch import nn
 
+from harness.errors import ConfigError
 from harness.plugin import Deviation, ImageSpec, RetrievalMethod
 from harness.registry import build_encoder
 
@@ -17,6 +18,14 @@ from . import losses as L
 from .deviations import fmfa_deviations
 
 MODES = ("official_code", "paper")
+
+
+def _check_margins(margins, losses) -> None:
+    """configs/paper.py leaves the margins to the dataset (Table 1): refuse EFA without them."""
+    if margins is None and "efa" in losses:
+        raise ConfigError("method.efa_margins is not set: the paper's EFA margins depend on the dataset; run "
+                          "methods/fmfa/configs/paper_cuhk.py, paper_icfg.py or paper_rstp.py, or set "
+                          "method.efa_margins=(text, vision)")
 
 
 class FMFA(RetrievalMethod):
@@ -33,12 +42,14 @@ class FMFA(RetrievalMethod):
         unknown = set(losses) - {"sdm", "asdm", "id", "mlm", "efa", "itc"}
         if unknown:
             raise ValueError(f"unknown FMFA loss names {sorted(unknown)}")
+        _check_margins(efa_margins, losses)
         self.encoder = build_encoder(encoder, "clip")
         d = self.encoder.embed_dim
         self.losses = tuple(losses)
         self.logit_scale = 1.0 / temperature  # fixed, not learnable (IRRA)
         self.asdm_mode, self.asdm_alpha = asdm_mode, asdm_alpha
-        self.efa_margins, self.efa_row_normalise = tuple(efa_margins), efa_row_normalise
+        self.efa_margins = tuple(efa_margins) if efa_margins is not None else None
+        self.efa_row_normalise = efa_row_normalise
         self.efa_mask_padding = efa_mask_padding
         self.mlm_contaminates_global = mlm_contaminates_global
         self.mode, self.cmt_depth = mode, cmt_depth
@@ -72,6 +83,11 @@ class FMFA(RetrievalMethod):
         nn.init.normal_(self.mlm_head.dense.weight, std=fc_std)
         nn.init.normal_(self.mlm_head.fc.weight, std=proj_std)
 
+    @classmethod
+    def validate_config(cls, cfg: dict) -> None:
+        super().validate_config(cfg)
+        _check_margins(cfg.get("efa_margins", (0.1, 0.9)), cfg.get("losses", ("efa",)))
+
     # ------------------------------------------------------------------ interface
     @property
     def image_spec(self) -> ImageSpec:
@@ -95,7 +111,7 @@ class FMFA(RetrievalMethod):
 
     def describe(self):
         return dict(mode=self.mode, asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha,
-                    efa_margins=list(self.efa_margins),
+                    efa_margins=list(self.efa_margins) if self.efa_margins else None,
                     efa_row_normalise=self.efa_row_normalise, mlm_contaminates_global=self.mlm_contaminates_global,
                     losses=list(self.losses), temperature=1.0 / self.logit_scale, encoder=self.encoder.preset)
 

@@ -3,5 +3,6 @@
 # run paper_cuhk.py, paper_icfg.py or paper_rstp.py, which set them and name their dataset.
 _base_ = ["./default.py"]
 
-method = dict(mode="paper", asdm_mode="paper", asdm_alpha=10.0, efa_row_normalise=False)
+# efa_margins=None: this file alone (or with --dataset) is refused until the margins are set
+method = dict(mode="paper", asdm_mode="paper", asdm_alpha=10.0, efa_margins=None, efa_row_normalise=False)
 optim_wrapper = dict(optimizer=dict(lr=1e-5))
