@@ -24,7 +24,7 @@ def fmfa_deviations(m) -> list[Deviation]:
                   "denominator clamped at 1e-12"),
         Deviation("checkpoint-selection", "keeps the epoch with the best R1 on each test set "
                   "(processor/processor_finetune.py:48-50, 109-114)",
-                  "the last epoch (never selected on the test split)"),
+                  "the last epoch, or the best on a val split (train.selection); never the test split"),
     ]
     enc = m.encoder
     if enc.preset != "ViT-B-16":
