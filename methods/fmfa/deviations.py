@@ -73,7 +73,7 @@ def fmfa_deviations(m) -> list[Deviation]:
                                  "global branch on the unmasked caption", "method.mlm_contaminates_global"))
         if m.cmt_depth != 4:
             out.append(Deviation("cmt-depth", "4 cross-modal transformer layers (utils/options.py:26)",
-                                 f"{m.cmt_depth} layers", "method.cmt_depth"))
+                                 f"{m.cmt_depth} layer(s)", "method.cmt_depth"))
     if abs(1.0 / m.logit_scale - 0.02) > 1e-12:
         out.append(Deviation("temperature", "temperature 0.02 (utils/options.py:22)",
                              f"temperature {1.0 / m.logit_scale:g}", "method.temperature"))
