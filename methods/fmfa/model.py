@@ -10,22 +10,13 @@ from collections import OrderedDict
 from open_clip.transformer import QuickGELU, Transformer
 from torch import nn
 
-from harness.errors import ConfigError
 from harness.plugin import Deviation, ImageSpec, RetrievalMethod
 from harness.registry import build_encoder
 
 from . import losses as L
+from .checks import MODES, check_margins, check_values
 from .deviations import fmfa_deviations
 
-MODES = ("official_code", "paper")
-
-
-def _check_margins(margins, losses) -> None:
-    """configs/paper.py leaves the margins to the dataset (Table 1): refuse EFA without them."""
-    if margins is None and "efa" in losses:
-        raise ConfigError("method.efa_margins is not set: the paper's EFA margins depend on the dataset; run "
-                          "methods/fmfa/configs/paper_cuhk.py, paper_icfg.py or paper_rstp.py, or set "
-                          "method.efa_margins=(text, vision)")
 
 
 class FMFA(RetrievalMethod):
@@ -42,7 +33,7 @@ class FMFA(RetrievalMethod):
         unknown = set(losses) - {"sdm", "asdm", "id", "mlm", "efa", "itc"}
         if unknown:
             raise ValueError(f"unknown FMFA loss names {sorted(unknown)}")
-        _check_margins(efa_margins, losses)
+        check_margins(efa_margins, losses)
         self.encoder = build_encoder(encoder, "clip")
         d = self.encoder.embed_dim
         self.losses = tuple(losses)
@@ -85,8 +76,9 @@ class FMFA(RetrievalMethod):
 
     @classmethod
     def validate_config(cls, cfg: dict) -> None:
+        """Type and range checks of every FMFA key, so a bad override fails before any data is loaded."""
         super().validate_config(cfg)
-        _check_margins(cfg.get("efa_margins", (0.1, 0.9)), cfg.get("losses", ("efa",)))
+        check_values(cfg)
 
     # ------------------------------------------------------------------ interface
     @property
