@@ -142,6 +142,8 @@ def _check_schedulers(scheds) -> None:
     import mmengine.optim  # noqa: F401
     from mmengine.registry import PARAM_SCHEDULERS
 
+    from .engine import schedulers  # noqa: F401  (the harness's own: IRRA's WarmupCosineLR)
+
     for i, s in enumerate(scheds):
         key = f"param_scheduler[{i}]"
         if not isinstance(s, Mapping) or "type" not in s:

@@ -1,16 +1,22 @@
+import hashlib
+import json
+import logging
+import warnings
+
 import pytest
 import torch
 from open_clip.model import CLIP
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from transformers import BertConfig, BertModel
 
 from harness.encoders.bert import BertEncoder, tiny_vocab_file, wordpiece_tokenizer
 from harness.encoders.clip import PRESETS, CLIPEncoder
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 
 
 def test_clip_checkpoint_with_square_grid_is_resized_to_384x128_layout(tmp_path):
     p = PRESETS["tiny"]
-    square = CLIP(p["embed_dim"], dict(image_size=64, **p["vision"]), dict(context_length=32, **p["text"]), quick_gelu=True)
+    square = CLIP(p["embed_dim"], dict(image_size=64, **p["vision"]), dict(context_length=32, **p["text"]),
+                  quick_gelu=True)
     torch.save(square.state_dict(), tmp_path / "clip.pt")
     enc = CLIPEncoder("tiny", image_size=(96, 32), context_length=32, checkpoint=str(tmp_path / "clip.pt"))
     assert enc.clip.visual.positional_embedding.shape == (12 * 4 + 1, 128)
@@ -46,7 +52,8 @@ def test_bert_loads_from_a_local_folder(tmp_path):
     tok.save_pretrained(tmp_path / "bert")
     enc = BertEncoder(path=str(tmp_path / "bert"))
     t = enc.tokenize(["A woman in a RED coat", "man"])
-    assert enc.tokenizer.convert_ids_to_tokens(t["input_ids"][0].tolist())[:7] == ["[CLS]", "a", "woman", "in", "a", "red", "coat"]
+    words = enc.tokenizer.convert_ids_to_tokens(t["input_ids"][0].tolist())
+    assert words[:7] == ["[CLS]", "a", "woman", "in", "a", "red", "coat"]
     out = enc(**t)
     assert out.shape[:2] == t["input_ids"].shape and out.shape[-1] == 32
     assert torch.equal(enc.bert.embeddings.word_embeddings.weight, model.embeddings.word_embeddings.weight)
@@ -61,3 +68,57 @@ def test_tiny_bert_tokenizer_uses_its_vocabulary():
     words = enc.tokenizer.convert_ids_to_tokens(ids)
     assert words[:4] == ["[CLS]", "a", "man", "wearing"] and "[UNK]" not in words
     assert "##e" in words  # out-of-vocabulary words fall back to WordPiece characters
+
+
+def _tiny_clip(quick_gelu: bool, image_size=(32, 16), context_length=16):
+    p = PRESETS["tiny"]
+    return CLIP(p["embed_dim"], dict(image_size=image_size, **p["vision"]),
+                dict(context_length=context_length, **p["text"]), quick_gelu=quick_gelu).eval()
+
+
+def test_weight_provenance_names_the_loaded_file_and_its_sha256(tmp_path):
+    assert CLIPEncoder("tiny", image_size=(32, 16), context_length=16).weight_provenance() == []  # random init
+    # "random" asks for random initialisation on purpose (the engine refuses a silent one on real data)
+    assert CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint="random").weight_provenance() == []
+    path = tmp_path / "clip.pt"
+    torch.save(_tiny_clip(True).state_dict(), path)
+    enc = CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint=str(path))
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert enc.weight_provenance() == [dict(path=str(path.resolve()), sha256=sha)]
+
+
+def test_gelu_jit_archive_is_refused_by_a_quickgelu_preset(tmp_path):
+    """A TorchScript archive (OpenAI's format) keeps its activation's class name."""
+    model = _tiny_clip(quick_gelu=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, (torch.randn(1, 3, 32, 16), torch.zeros(1, 16, dtype=torch.long)),
+                                 check_trace=False)
+        torch.jit.save(traced, str(tmp_path / "gelu.pt"))
+    with pytest.raises(ConfigError, match=r"trained with gelu but preset 'tiny' builds quick_gelu; set "
+                                          r"method.encoder.quick_gelu=False"):
+        CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint=str(tmp_path / "gelu.pt"))
+    enc = CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint=str(tmp_path / "gelu.pt"),
+                      quick_gelu=False)
+    assert isinstance(enc.clip.visual.transformer.resblocks[0].mlp.gelu, torch.nn.GELU)
+    assert torch.equal(enc.clip.token_embedding.weight, model.token_embedding.weight)
+    assert len(enc.weight_provenance()) == 1
+
+
+def test_openai_state_dict_and_open_clip_config_declare_their_activation(tmp_path, caplog):
+    sd = dict(_tiny_clip(True).state_dict(), input_resolution=torch.tensor(32), context_length=torch.tensor(16),
+              vocab_size=torch.tensor(49408))  # the extra entries of OpenAI's checkpoints (QuickGELU)
+    torch.save(sd, tmp_path / "openai.pt")
+    with pytest.raises(ConfigError, match="trained with quick_gelu but preset 'tiny' builds gelu"):
+        CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint=str(tmp_path / "openai.pt"),
+                    quick_gelu=False)
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    torch.save(_tiny_clip(False).state_dict(), hub / "open_clip_pytorch_model.bin")
+    (hub / "open_clip_config.json").write_text(json.dumps({"model_cfg": {"embed_dim": 128}}))  # no quick_gelu: GELU
+    with pytest.raises(ConfigError, match="trained with gelu"):
+        CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint=str(hub / "open_clip_pytorch_model.bin"))
+    torch.save(_tiny_clip(True).state_dict(), tmp_path / "plain.pt")
+    with caplog.at_level(logging.WARNING, logger="harness"):
+        CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint=str(tmp_path / "plain.pt"))
+    assert "cannot tell whether this CLIP checkpoint was trained with GELU or QuickGELU" in caplog.text

@@ -11,7 +11,8 @@ TINY = dict(type="clip", preset="tiny", image_size=(32, 16), context_length=24)
 def _batch(n=8, classes=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     pids = torch.arange(n) % classes
-    caps = [f"a person in a {c} coat and {d} trousers" for c, d in zip(["red", "blue", "green", "black"] * 4, ["grey", "white", "pink", "red"] * 4)][:n]
+    coats, trousers = ["red", "blue", "green", "black"] * 4, ["grey", "white", "pink", "red"] * 4
+    caps = [f"a person in a {c} coat and {d} trousers" for c, d in zip(coats, trousers)][:n]
     return dict(images=torch.randn(n, 3, 32, 16, generator=g), captions=caps, pids=pids,
                 image_ids=torch.arange(n), generator=torch.Generator().manual_seed(seed))
 
@@ -32,6 +33,15 @@ def test_all_losses_finite_and_every_trainable_part_gets_gradient():
                  "mlm_head.fc.weight", "cross_attn.in_proj_weight"]:
         p = dict(m.named_parameters())[name]
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_cross_modal_transformer_uses_quickgelu_and_the_record_lists_deviations():
+    m = FMFA(num_classes=4, encoder=TINY, cmt_depth=2)
+    acts = [blk.mlp.gelu for blk in m.cross_modal_transformer.resblocks]
+    assert len(acts) == 2 and all(type(a).__name__ == "QuickGELU" for a in acts)  # FMFA clip_model.py:260
+    devs = [d.as_dict() for d in m.deviations()]
+    assert all(set(d) == {"id", "released", "ours", "switch"} for d in devs)
+    assert next(d for d in devs if d["id"] == "random-init")["switch"] == "method.encoder.checkpoint"
 
 
 def test_asdm_code_weights_lie_in_1_to_1_2_and_paper_weights_up_to_alpha_plus_1():
@@ -94,7 +104,7 @@ def test_loss_falls_when_overfitting_one_batch():
     b = _batch()
     opt = torch.optim.Adam(m.parameters(), 1e-3)
     first = None
-    for step in range(40):
+    for _ in range(40):
         b["generator"] = torch.Generator().manual_seed(0)
         loss = sum(m.loss(b).values())
         first = loss.item() if first is None else first

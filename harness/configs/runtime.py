@@ -22,10 +22,11 @@ optim_wrapper = dict(
     optimizer=dict(type="Adam", lr=1e-5, betas=(0.9, 0.999), eps=1e-3, weight_decay=4e-5),
 )
 
-# IRRA: 5-epoch linear warm-up from 0.1x, then cosine to 0, stepped per epoch
+# IRRA/FMFA: linear warm-up 0.1, 0.28, 0.46, 0.64, 0.82 over epoch indices 0-4, 1.0 at index 5, then cosine to 0
+# over (e - 5) / (T - 5), stepped per epoch (IRRA solver/lr_scheduler.py:50-56, 64-86; harness/engine/schedulers.py)
 param_scheduler = [
-    dict(type="LinearLR", start_factor=0.1, by_epoch=True, begin=0, end=5, convert_to_iter_based=False),
-    dict(type="CosineAnnealingLR", by_epoch=True, begin=5, end="max_epochs", eta_min=0.0),
+    dict(type="WarmupCosineLR", warmup_epochs=5, warmup_factor=0.1, eta_min=0.0, by_epoch=True, begin=0,
+         end="max_epochs"),
 ]
 
 eval = dict(

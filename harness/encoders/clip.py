@@ -6,6 +6,9 @@ features are the image [CLS] token and the text EOT token.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -16,7 +19,7 @@ from open_clip.model import CLIP, resize_pos_embed, resize_text_pos_embed
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
-from ..errors import HarnessError
+from ..errors import ConfigError, HarnessError
 from ..registry import ENCODERS
 
 PRESETS = {
@@ -45,14 +48,17 @@ class CLIPEncoder(nn.Module):
     """Wraps an open_clip ``CLIP`` and exposes token-level encoders plus its tokenizer."""
 
     def __init__(self, preset: str = "tiny", image_size=(384, 128), context_length: int = 77,
-                 checkpoint: str | None = None):
+                 checkpoint: str | None = None, quick_gelu: bool | None = None):
         super().__init__()
         if preset not in PRESETS:
             raise HarnessError(f"unknown CLIP preset '{preset}'; available: {', '.join(PRESETS)}")
         p = PRESETS[preset]
         vision_cfg = dict(image_size=tuple(image_size), **p["vision"])
         text_cfg = dict(context_length=context_length, **p["text"])
-        self.clip = CLIP(p["embed_dim"], vision_cfg, text_cfg, quick_gelu=p["quick_gelu"])
+        # the preset's activation unless the config overrides it (for GELU checkpoints such as LAION's)
+        self.quick_gelu = p["quick_gelu"] if quick_gelu is None else bool(quick_gelu)
+        self.clip = CLIP(p["embed_dim"], vision_cfg, text_cfg, quick_gelu=self.quick_gelu)
+        self._provenance: list[dict] = []
         self.preset, self.image_size, self.context_length = preset, tuple(image_size), context_length
         self.embed_dim = p["embed_dim"]
         self.vocab_size = p["text"]["vocab_size"]
@@ -61,22 +67,32 @@ class CLIPEncoder(nn.Module):
         self.eot_token_id = self.tokenizer.eot_token_id
         # IRRA pops the last BPE merge and uses its id (49405) for <|mask|>, keeping the vocab at 49408.
         self.mask_token_id = self.vocab_size - 3
-        if checkpoint:
+        if checkpoint and checkpoint != "random":  # "random": random initialisation asked for on purpose
             self.load_checkpoint(checkpoint)
 
     # ---------------------------------------------------------------- weights
+    def weight_provenance(self) -> list[dict]:
+        """The pretrained files loaded into this encoder, in load order, as ``{path, sha256}``; an
+        empty list means the weights are a random initialisation."""
+        return [dict(e) for e in self._provenance]
+
     def load_checkpoint(self, path: str | Path) -> None:
         """Load OpenAI JIT archives or open_clip/plain state dicts from a local path.
 
         The 14x14 position grid of a 224px checkpoint is resized bilinearly to the (H/16, W/16) grid.
+        A checkpoint whose MLP activation is known (a JIT archive's module names, OpenAI's state-dict
+        keys, an ``open_clip_config.json`` beside the file) must match the encoder's, or loading stops.
         """
         path = Path(path).expanduser()
         if not path.is_file():
             raise HarnessError(f"CLIP checkpoint not found: {path}")
+        activation = None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                sd = torch.jit.load(str(path), map_location="cpu").state_dict()
+                jit = torch.jit.load(str(path), map_location="cpu")
+            sd = jit.state_dict()
+            activation = _jit_activation(jit)
         except Exception:
             try:
                 obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -84,9 +100,11 @@ class CLIPEncoder(nn.Module):
                 raise HarnessError(f"cannot read CLIP checkpoint {path}: {exc}") from None
             sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
             if not isinstance(sd, dict):
-                raise HarnessError(f"{path}: expected a state dict or a JIT archive")
+                raise HarnessError(f"{path}: expected a state dict or a JIT archive") from None
         sd = {k.removeprefix("module."): v for k, v in sd.items()}
-        for k in ("input_resolution", "context_length", "vocab_size"):
+        activation = activation or _state_dict_activation(sd, path)
+        self._check_activation(activation, path)
+        for k in ("input_resolution", "context_length", "vocab_size", "attn_mask"):  # attn_mask: a traced buffer
             sd.pop(k, None)
         self._remember_source_positions(sd)
         resize_pos_embed(sd, self.clip, interpolation="bilinear", antialias=False)
@@ -96,6 +114,18 @@ class CLIPEncoder(nn.Module):
         if missing or unexpected:
             raise HarnessError(f"{path}: checkpoint does not match preset '{self.preset}' "
                                f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        self._provenance.append(dict(path=str(path.resolve()), sha256=_sha256(path)))
+
+    def _check_activation(self, activation: str | None, path: Path) -> None:
+        mine = "quick_gelu" if self.quick_gelu else "gelu"
+        if activation is None:
+            logging.getLogger("harness").warning(
+                f"{path}: cannot tell whether this CLIP checkpoint was trained with GELU or QuickGELU; the encoder "
+                f"uses {mine} (set method.encoder.quick_gelu if that is wrong)")
+        elif activation != mine:
+            raise ConfigError(f"{path}: checkpoint was trained with {activation} but preset '{self.preset}' builds "
+                              f"{mine}; set method.encoder.quick_gelu={activation == 'quick_gelu'} or load a "
+                              f"{mine} checkpoint")
 
     # ---------------------------------------------------------------- text
     def tokenize(self, captions) -> torch.Tensor:
@@ -209,6 +239,38 @@ class CLIPEncoder(nn.Module):
             body = F.interpolate(body, size=grid, mode="bilinear", align_corners=False, antialias=False)
             table = torch.cat([table[:1], body.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)])
         return table.clone().to(self.vision_positions.dtype)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _jit_activation(jit) -> str | None:
+    """A TorchScript CLIP keeps its modules' class names: QuickGELU (OpenAI) or GELU."""
+    for name, mod in jit.named_modules():
+        if name.endswith("mlp.gelu"):
+            kind = getattr(mod, "original_name", "")
+            return {"QuickGELU": "quick_gelu", "GELU": "gelu"}.get(kind)
+    return None
+
+
+def _state_dict_activation(sd: dict, path: Path) -> str | None:
+    """OpenAI's checkpoints (QuickGELU) carry ``input_resolution``/``context_length``/``vocab_size``
+    entries; open_clip's hub folders put ``model_cfg.quick_gelu`` in ``open_clip_config.json``."""
+    if {"input_resolution", "context_length", "vocab_size"} <= set(sd):
+        return "quick_gelu"
+    side = path.parent / "open_clip_config.json"
+    if side.is_file():
+        try:
+            cfg = json.loads(side.read_text()).get("model_cfg", {})
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        return "quick_gelu" if cfg.get("quick_gelu", False) else "gelu"
+    return None
 
 
 @ENCODERS.register_module(name="clip")

@@ -44,6 +44,13 @@ def sdm_loss(image_feats, text_feats, pids, logit_scale: float, epsilon: float =
     return out
 
 
+def itc_loss(image_feats, text_feats, logit_scale: float):
+    """CLIP's symmetric InfoNCE with in-batch pairs as the only positives (IRRA model/objectives.py:50-72)."""
+    logits = logit_scale * F.normalize(text_feats, dim=-1) @ F.normalize(image_feats, dim=-1).t()
+    tgt = torch.arange(len(logits), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, tgt) + F.cross_entropy(logits.t(), tgt))
+
+
 def id_loss(classifier, image_feats, text_feats, pids):
     return 0.5 * (F.cross_entropy(classifier(image_feats), pids) + F.cross_entropy(classifier(text_feats), pids))
 
@@ -55,21 +62,27 @@ def mask_tokens(ids: torch.Tensor, mask_id: int, generator: torch.Generator | No
     u = torch.rand(ids.shape, generator=generator)
     picked = real & (u < prob)
     none = ~picked.any(1)
-    if none.any():  # IRRA forces position 1 when nothing was picked
-        picked[none, 1] = real[none, 1]
+    forced = torch.zeros_like(picked)
+    # nothing picked: IRRA/FMFA put <mask> at position 1 (FMFA datasets/bases.py:212-214); skipped only for an
+    # empty caption, whose position 1 is EOT (the released code would mask the EOT that pooling needs)
+    forced[:, 1] = none & real[:, 1]
+    picked = picked | forced
     v = torch.rand(ids.shape, generator=generator)
     rand_ids = torch.randint(1, mask_id, ids.shape, generator=generator)
     masked = ids.clone()
-    masked = torch.where(picked & (v < 0.8), torch.full_like(ids, mask_id), masked)
-    masked = torch.where(picked & (v >= 0.8) & (v < 0.9), rand_ids, masked)
+    masked = torch.where(picked & ((v < 0.8) | forced), torch.full_like(ids, mask_id), masked)
+    masked = torch.where(picked & ~forced & (v >= 0.8) & (v < 0.9), rand_ids, masked)
     labels = torch.where(picked, ids, torch.zeros_like(ids))
     return masked, labels
 
 
-def mlm_loss(scores, labels):
-    """Cross-entropy over picked positions only (== IRRA's CE with ignore_index=0)."""
+def mlm_loss(head, hidden, labels):
+    """IRR loss: ``head`` runs on the picked positions (labels > 0) only, which gives IRRA's cross-entropy
+    with ignore_index=0 over all positions (IRRA model/objectives.py:45-47) for a fraction of the FLOPs."""
     sel = labels > 0
-    return F.cross_entropy(scores[sel], labels[sel]) if sel.any() else scores.sum() * 0
+    if not sel.any():  # only when every caption in the batch is empty
+        return hidden.sum() * 0
+    return F.cross_entropy(head(hidden[sel]).float(), labels[sel])
 
 
 def efa_aggregate(text_tokens, patch_tokens, threshold: float | None = None, strict: bool = True):

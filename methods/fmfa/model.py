@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from open_clip.transformer import QuickGELU, Transformer
 from torch import nn
 
-from harness.plugin import ImageSpec, RetrievalMethod
+from harness.plugin import Deviation, ImageSpec, RetrievalMethod
 from harness.registry import build_encoder
 
 from . import losses as L
+from .checks import MODES, check_margins, check_values
+from .deviations import fmfa_deviations
 
-MODES = ("official_code", "paper")
 
 
 class FMFA(RetrievalMethod):
@@ -33,14 +33,17 @@ class FMFA(RetrievalMethod):
         unknown = set(losses) - {"sdm", "asdm", "id", "mlm", "efa", "itc"}
         if unknown:
             raise ValueError(f"unknown FMFA loss names {sorted(unknown)}")
+        check_margins(efa_margins, losses)
         self.encoder = build_encoder(encoder, "clip")
         d = self.encoder.embed_dim
         self.losses = tuple(losses)
         self.logit_scale = 1.0 / temperature  # fixed, not learnable (IRRA)
         self.asdm_mode, self.asdm_alpha = asdm_mode, asdm_alpha
-        self.efa_margins, self.efa_row_normalise, self.efa_mask_padding = tuple(efa_margins), efa_row_normalise, efa_mask_padding
+        self.efa_margins = tuple(efa_margins) if efa_margins is not None else None
+        self.efa_row_normalise = efa_row_normalise
+        self.efa_mask_padding = efa_mask_padding
         self.mlm_contaminates_global = mlm_contaminates_global
-        self.mode = mode
+        self.mode, self.cmt_depth = mode, cmt_depth
         self.loss_weights = dict(loss_weights or {})
         if "id" in self.losses:
             if num_classes <= 0:
@@ -51,7 +54,8 @@ class FMFA(RetrievalMethod):
         if "mlm" in self.losses:
             heads = max(1, d // 64)
             self.cross_attn = nn.MultiheadAttention(d, heads, batch_first=True)
-            self.cross_modal_transformer = Transformer(width=d, layers=cmt_depth, heads=heads)
+            # QuickGELU as in the released block (FMFA model/clip_model.py:260); open_clip defaults to nn.GELU
+            self.cross_modal_transformer = Transformer(width=d, layers=cmt_depth, heads=heads, act_layer=QuickGELU)
             self.ln_pre_t, self.ln_pre_i, self.ln_post = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
             self.mlm_head = nn.Sequential(OrderedDict(
                 dense=nn.Linear(d, d), gelu=QuickGELU(), ln=nn.LayerNorm(d), fc=nn.Linear(d, self.encoder.vocab_size)))
@@ -69,6 +73,12 @@ class FMFA(RetrievalMethod):
         nn.init.normal_(self.cross_attn.out_proj.weight, std=proj_std)
         nn.init.normal_(self.mlm_head.dense.weight, std=fc_std)
         nn.init.normal_(self.mlm_head.fc.weight, std=proj_std)
+
+    @classmethod
+    def validate_config(cls, cfg: dict) -> None:
+        """Type and range checks of every FMFA key, so a bad override fails before any data is loaded."""
+        super().validate_config(cfg)
+        check_values(cfg)
 
     # ------------------------------------------------------------------ interface
     @property
@@ -92,9 +102,13 @@ class FMFA(RetrievalMethod):
         return self.encoder.truncation_rate(captions)
 
     def describe(self):
-        return dict(mode=self.mode, asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha, efa_margins=list(self.efa_margins),
+        return dict(mode=self.mode, asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha,
+                    efa_margins=list(self.efa_margins) if self.efa_margins else None,
                     efa_row_normalise=self.efa_row_normalise, mlm_contaminates_global=self.mlm_contaminates_global,
                     losses=list(self.losses), temperature=1.0 / self.logit_scale, encoder=self.encoder.preset)
+
+    def deviations(self) -> list[Deviation]:
+        return fmfa_deviations(self)
 
     # ------------------------------------------------------------------ training
     def _cross_former(self, q, kv):
@@ -116,9 +130,7 @@ class FMFA(RetrievalMethod):
         i_feat = img_tokens[:, 0].float()
         t_feat = self.encoder.eot_features(txt_tokens, global_ids)
         if "itc" in self.losses:
-            logits = self.logit_scale * torch.nn.functional.normalize(t_feat, dim=-1) @ torch.nn.functional.normalize(i_feat, dim=-1).t()
-            tgt = torch.arange(len(ids), device=logits.device)
-            out["itc_loss"] = 0.5 * (torch.nn.functional.cross_entropy(logits, tgt) + torch.nn.functional.cross_entropy(logits.t(), tgt))
+            out["itc_loss"] = L.itc_loss(i_feat, t_feat, self.logit_scale)
         if "sdm" in self.losses or "asdm" in self.losses:
             mode = self.asdm_mode if "asdm" in self.losses else "off"
             out["sdm_loss"] = L.sdm_loss(i_feat, t_feat, pids, self.logit_scale, asdm=mode, alpha=self.asdm_alpha)
@@ -126,10 +138,7 @@ class FMFA(RetrievalMethod):
             out["id_loss"] = L.id_loss(self.classifier, i_feat, t_feat, pids)
         if "mlm" in self.losses:
             mlm_tokens = self.encoder.encode_text_tokens(mlm_ids)
-            x = self._cross_former(mlm_tokens, img_tokens)
-            sel = labels > 0  # the head only runs on picked positions: same loss, a fraction of the FLOPs
-            scores = self.mlm_head(x[sel]).float()
-            out["mlm_loss"] = torch.nn.functional.cross_entropy(scores, labels[sel])
+            out["mlm_loss"] = L.mlm_loss(self.mlm_head, self._cross_former(mlm_tokens, img_tokens), labels)
         if "efa" in self.losses:
             patches = img_tokens[:, 1:]
             e = L.efa_aggregate(txt_tokens, patches)
