@@ -55,7 +55,7 @@ def load_config(method: str | None = None, dataset: str | None = None, config: s
                 options: dict | None = None) -> Config:
     if config:
         chain = _fromfile(Path(config))
-        if dataset:  # `--config paper.py --dataset icfg`: a method variant on a chosen dataset
+        if dataset:  # `--config my_variant.py --dataset icfg`: a variant file run on a chosen dataset
             chain.merge_from_dict(dict(dataset=dict(type=dataset)))
         dataset = chain.get("dataset", {}).get("type")
     else:

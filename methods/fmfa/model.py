@@ -10,6 +10,7 @@ from collections import OrderedDict
 from open_clip.transformer import QuickGELU, Transformer
 from torch import nn
 
+from harness.encoders.dual import CLIPDualEncoder
 from harness.plugin import Deviation, ImageSpec, RetrievalMethod
 from harness.registry import build_encoder
 
@@ -19,7 +20,7 @@ from .deviations import fmfa_deviations
 
 
 
-class FMFA(RetrievalMethod):
+class FMFA(CLIPDualEncoder, RetrievalMethod):
     """Fine-grained alignment (FMFA, arXiv 2509.13754) as a harness plugin."""
 
     def __init__(self, num_classes: int = 0, encoder: dict | None = None, losses=("asdm", "id", "mlm", "efa"),
@@ -88,18 +89,6 @@ class FMFA(RetrievalMethod):
         return ImageSpec(size=self.encoder.image_size, train_interpolation="bilinear", test_interpolation="bilinear",
                          augment=dict(flip=True, pad_crop=10, erasing=0.5), erasing_fill="mean",
                          erasing_area=(0.02, 0.4), erasing_ratio=(0.3, 3.3))
-
-    def tokenize(self, captions):
-        return self.encoder.tokenize(captions)
-
-    def encode_image(self, images):
-        return self.encoder.image_features(images)
-
-    def encode_text(self, ids):
-        return self.encoder.text_features(ids)
-
-    def truncation_rate(self, captions):
-        return self.encoder.truncation_rate(captions)
 
     def describe(self):
         return dict(mode=self.mode, asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha,
