@@ -35,14 +35,17 @@ def make_records(layout: str, n_ids=(3, 2, 2), imgs_per_id=2, caps_per_img=2):
                 k += 1
                 caps = [f"person {pid} view {j} caption {c} wearing a red coat" for c in range(caps_per_img)]
                 if layout == "cuhk":
-                    recs.append({"split": split, "captions": caps, "file_path": f"CUHK01/{pid:04d}{j:03d}.png", "id": pid,
-                                 "processed_tokens": [c.split() for c in caps]})
+                    recs.append({"split": split, "captions": caps, "file_path": f"CUHK01/{pid:04d}{j:03d}.png",
+                                 "id": pid, "processed_tokens": [c.split() for c in caps]})
                 elif layout == "icfg":
-                    recs.append({"split": split, "captions": caps[:1], "file_path": f"{split}/{pid:04d}/{pid:04d}_{j}.jpg", "id": pid - 1})
+                    recs.append({"split": split, "captions": caps[:1],
+                                 "file_path": f"{split}/{pid:04d}/{pid:04d}_{j}.jpg", "id": pid - 1})
                 elif layout == "rstp":
-                    recs.append({"split": split, "captions": caps, "img_path": f"{pid:04d}_c{j}_0001.jpg", "id": pid - 1})
+                    recs.append({"split": split, "captions": caps, "img_path": f"{pid:04d}_c{j}_0001.jpg",
+                                 "id": pid - 1})
                 elif layout in ("ufine6926", "ufine3c"):
-                    r = {"split": split if layout == "ufine6926" else "test", "id": pid, "file_path": f"images/{k}.jpg", "captions": caps}
+                    r = {"split": split if layout == "ufine6926" else "test", "id": pid,
+                         "file_path": f"images/{k}.jpg", "captions": caps}
                     if layout == "ufine3c":
                         r["source"] = "UFine6926" if pid % 2 else "CUHK-PEDES"
                     recs.append(r)

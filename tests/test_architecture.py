@@ -107,7 +107,7 @@ def test_non_editable_install_resolves_every_method_and_dataset_config(tmp_path)
         "        cfg = load_config(m, d)\n"
         "        assert cfg.dataset.type == d, (m, d)\n"
         "        assert d == 'synth' or cfg.dataset.root, (m, d)\n"
-        "print('ok')\n" % (str(target), str(target)))
+        "print('ok')\n").replace("%r", repr(str(target)))
     env = dict(os.environ, PYTHONPATH=str(target))
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)

@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from harness.cli import main
 from harness.config import load_config
@@ -17,8 +16,10 @@ from harness.results import ResultsStore
 from tipr_methods.fmfa import FMFA
 
 TINY_OPTS = {
-    "dataset": dict(type="synth", train_ids=16, val_ids=4, test_ids=8, images_per_id=2, xdomain_ids=6, image_size=(32, 16)),
-    "cross_domain": [dict(type="synth3c", train_ids=16, val_ids=4, test_ids=8, images_per_id=2, xdomain_ids=6, image_size=(32, 16))],
+    "dataset": dict(type="synth", train_ids=16, val_ids=4, test_ids=8, images_per_id=2, xdomain_ids=6,
+                    image_size=(32, 16)),
+    "cross_domain": [dict(type="synth3c", train_ids=16, val_ids=4, test_ids=8, images_per_id=2, xdomain_ids=6,
+                          image_size=(32, 16))],
     "method": dict(encoder=dict(image_size=(32, 16), context_length=40)),
     "train": dict(epochs=2, batch_size=8, log_interval=5),
 }
@@ -78,7 +79,8 @@ def test_killed_run_resumes_and_matches_uninterrupted(finished_run, tmp_path):
     full = {r["eval_dataset"]: r["metrics"] for r in ResultsStore(root / "results").records()}
     cfg = _write_tiny_config(tmp_path / "tiny.py")
     wd, res = tmp_path / "wd", tmp_path / "results"
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--config", str(cfg), "--work-dir", str(wd), "--results-dir", str(res)]
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--config", str(cfg), "--work-dir", str(wd),
+           "--results-dir", str(res)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while not (wd / "epoch_1.pth").exists() and proc.poll() is None and time.time() < deadline:
@@ -126,10 +128,12 @@ def test_eval_command_scores_a_checkpoint_on_another_dataset(finished_run, tmp_p
 @pytest.mark.parametrize("argv,message", [
     (["run", "--method", "nope", "--dataset", "synth"], "unknown method 'nope'; available: fmfa"),
     (["run", "--method", "fmfa", "--dataset", "nope"], "unknown dataset 'nope'"),
-    (["run", "--method", "fmfa", "--dataset", "synth", "--cfg-options", "train.bogus=1"], "unknown config key(s) train.bogus"),
+    (["run", "--method", "fmfa", "--dataset", "synth", "--cfg-options", "train.bogus=1"],
+     "unknown config key(s) train.bogus"),
     (["run", "--method", "fmfa", "--dataset", "synth", "--cfg-options", "method.bogus=1"],
      "unknown config key(s) method.bogus for method 'fmfa'"),
-    (["run", "--method", "fmfa", "--dataset", "icfg", "--data-root", "/nonexistent"], "data root /nonexistent does not exist"),
+    (["run", "--method", "fmfa", "--dataset", "icfg", "--data-root", "/nonexistent"],
+     "data root /nonexistent does not exist"),
 ])
 def test_cli_errors_are_clear_and_nonzero(argv, message, capsys, tmp_path):
     assert main(argv + ["--results-dir", str(tmp_path / "res")]) == 2
@@ -138,7 +142,8 @@ def test_cli_errors_are_clear_and_nonzero(argv, message, capsys, tmp_path):
 
 
 def test_cli_list_shows_plugins_from_entry_points():
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True,
+                         check=True).stdout
     assert "fmfa (tipr_methods.fmfa:FMFA)" in out and "ufine3c" in out and "synth" in out
 
 
@@ -146,7 +151,8 @@ def test_missing_images_fail_before_training(tmp_path, dataset_factory):
     root = dataset_factory("cuhk")
     recs = json.loads((root / "reid_raw.json").read_text())
     (root / "imgs" / recs[0]["file_path"]).unlink()
-    code = main(["run", "--method", "fmfa", "--dataset", "cuhk", "--data-root", str(root), "--results-dir", str(tmp_path / "r")])
+    code = main(["run", "--method", "fmfa", "--dataset", "cuhk", "--data-root", str(root),
+                 "--results-dir", str(tmp_path / "r")])
     assert code == 2 and not (tmp_path / "r").exists()
 
 

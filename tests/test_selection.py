@@ -1,7 +1,6 @@
 """train.selection='val': the reported checkpoint is the best validation epoch, and the record says so."""
 import json
 
-import torch
 
 from harness.cli import main
 from harness.config import load_config
