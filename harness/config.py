@@ -24,8 +24,9 @@ ALLOWED = {
     "": {"seed", "deterministic", "work_root", "results_dir", "train", "optim_wrapper", "param_scheduler", "eval",
          "method", "dataset", "launcher", "cross_domain"},
     "train": {"epochs", "batch_size", "num_workers", "cache_images", "eval_interval", "checkpoint_interval",
-              "max_keep_ckpts", "log_interval", "selection", "val_split", "sampler"},
-    "eval": {"batch_size", "chunk_size", "split"},
+              "max_keep_ckpts", "log_interval", "selection", "val_split", "sampler",
+              "amp", "pin_memory", "persistent_workers", "tensorboard"},
+    "eval": {"batch_size", "chunk_size", "split", "num_workers"},
 }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mmengine.config import Config
 from mmengine.dist import get_rank, get_world_size, is_main_process
 from mmengine.runner import Runner, set_random_seed
 
@@ -26,7 +27,10 @@ from ..results import ResultsStore
 from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mmengine checkpoints)
 from .evaluate import evaluate_method
 from .hooks import DatasetEpochHook, ProgressBarHook, RetrievalEvalHook
+from .loaders import eval_options, train_loader_options
 from .model import HarnessModel
+from .precision import resolve_precision
+from .viewers import visualizer_config
 
 log = logging.getLogger("harness")
 
@@ -109,6 +113,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     plain = to_plain(cfg)
     seed = int(cfg.seed)
+    precision = resolve_precision(cfg.train.get("amp", "off"))  # Precision.describe(): what the record states
     t0 = time.time()
     splits = load_dataset(cfg.dataset, data_root)
     if not splits.train:
@@ -132,7 +137,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
     if tr.eval_interval and splits.val:
         val = EvalSet.from_records(splits.val, splits.image_root)
         custom_hooks.append(RetrievalEvalHook(
-            lambda m: summarise(evaluate_method(m, val, cfg.eval.batch_size, cfg.eval.chunk_size, progress=False)),
+            lambda m: summarise(evaluate_method(m, val, progress=False, **eval_options(cfg))),
             interval=tr.eval_interval, name="val"))
     epochs = int(tr.epochs)
     ddp_cfg = _ddp_runner_cfg(launcher)
@@ -140,9 +145,9 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
         model=HarnessModel(method, seed),
         work_dir=str(wd),
         train_dataloader=dict(dataset=train_set, sampler=sampler_config(tr, seed),
-                              batch_size=tr.batch_size, num_workers=tr.num_workers, persistent_workers=False,
-                              collate_fn=dict(type=collate_pairs)),
-        optim_wrapper=to_plain(cfg.optim_wrapper),
+                              batch_size=tr.batch_size, collate_fn=dict(type=collate_pairs),
+                              **train_loader_options(cfg)),
+        optim_wrapper=precision.optim_wrapper(to_plain(cfg.optim_wrapper)),
         param_scheduler=_schedulers(cfg, epochs),
         train_cfg=dict(by_epoch=True, max_epochs=epochs),
         default_hooks=dict(
@@ -152,7 +157,8 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
         randomness=dict(seed=seed, deterministic=bool(cfg.deterministic)),
         resume=resume,
         launcher=launcher,
-        **({"cfg": ddp_cfg} if ddp_cfg else {}),
+        cfg=Config(dict(plain, **ddp_cfg)),  # also dumped to the work dir as <timestamp>.py
+        visualizer=visualizer_config(tr.get("tensorboard", False)),
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if torch.cuda.is_available() else "gloo")),
         default_scope="mmengine",
         log_level=log_level,
@@ -182,7 +188,7 @@ def write_eval_record(store: ResultsStore, method, splits: Splits, split: str, b
     require_images(records, splits.image_root, f"{splits.name} {split}")
     ev = EvalSet.from_records(records, splits.image_root)
     t = time.time()
-    pq = evaluate_method(method, ev, cfg.eval.batch_size, cfg.eval.chunk_size, progress=progress)
+    pq = evaluate_method(method, ev, progress=progress, **eval_options(cfg))
     metrics = summarise(pq)
     per_source = {}
     sources = np.array([s or "" for s in ev.query_sources])
