@@ -114,6 +114,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
     plain = to_plain(cfg)
     seed = int(cfg.seed)
     precision = resolve_precision(cfg.train.get("amp", "off"))  # Precision.describe(): what the record states
+    visualizer = visualizer_config(cfg.train.get("tensorboard", False))
     t0 = time.time()
     splits = load_dataset(cfg.dataset, data_root)
     if not splits.train:
@@ -158,7 +159,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
         resume=resume,
         launcher=launcher,
         cfg=Config(dict(plain, **ddp_cfg)),  # also dumped to the work dir as <timestamp>.py
-        visualizer=visualizer_config(tr.get("tensorboard", False)),
+        visualizer=visualizer,
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if torch.cuda.is_available() else "gloo")),
         default_scope="mmengine",
         log_level=log_level,

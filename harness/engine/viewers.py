@@ -2,19 +2,19 @@
 benchmarks read it), plus TensorBoard event files when ``train.tensorboard=True``."""
 from __future__ import annotations
 
-import importlib.util
-
 from ..errors import ConfigError
 
 
-def visualizer_config(tensorboard) -> dict:
-    """mmengine ``visualizer`` config for the Runner."""
-    if not isinstance(tensorboard, bool):
-        raise ConfigError(f"train.tensorboard={tensorboard!r}: use True or False")
+def visualizer_config(enabled) -> dict:
+    """mmengine ``visualizer`` config for the Runner; ``enabled`` is ``train.tensorboard``."""
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"train.tensorboard={enabled!r}: use True or False")
     backends = [dict(type="LocalVisBackend")]
-    if tensorboard:
-        if importlib.util.find_spec("tensorboard") is None:
+    if enabled:
+        try:
+            import tensorboard  # noqa: F401  (mmengine's TensorboardVisBackend imports it lazily, mid-run)
+        except ImportError:
             raise ConfigError("train.tensorboard=True needs the tensorboard package: pip install tensorboard "
-                              "(or set train.tensorboard=False)")
+                              "(or set train.tensorboard=False)") from None
         backends.append(dict(type="TensorboardVisBackend"))
     return dict(type="Visualizer", vis_backends=backends)
