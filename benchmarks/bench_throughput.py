@@ -19,6 +19,7 @@ import statistics
 import time
 
 import torch
+from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from tabulate import tabulate
 
@@ -101,7 +102,7 @@ def main():
     ap.add_argument("--device", default=None, help="default: cuda if visible, else cpu")
     ap.add_argument("--json")
     a = ap.parse_args()
-    logging.getLogger("mmengine").setLevel(logging.ERROR)  # no per-parameter optimiser notes
+    MMLogger.get_current_instance().setLevel(logging.ERROR)  # no per-parameter optimiser notes
     device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     amps = a.amp or (["off", "bf16", "fp16"] if device.type == "cuda" else ["off", "bf16"])
     rows = []

@@ -31,6 +31,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     missing, unexpected = method.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise HarnessError(f"{ckpt}: weights do not match the method (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    method.to("cuda" if torch.cuda.is_available() else "cpu")  # evaluate (and rank) on the GPU when there is one
     ds_cfg = {"type": dataset} if dataset != cfg.dataset.type else dict(cfg.dataset)
     splits = load_dataset(ds_cfg, data_root)
     if not splits.split(split):
