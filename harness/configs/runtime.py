@@ -1,9 +1,10 @@
 # Runtime defaults shared by every method config (mmengine Python config).
 seed = 0
-# True: cuDNN deterministic kernels, cudnn.benchmark off, torch.use_deterministic_algorithms(True) (an op
-# with no deterministic CUDA kernel raises instead of running) and CUBLAS_WORKSPACE_CONFIG=:4096:8. Cost on
-# a GPU: no cuDNN autotuning and slower deterministic kernels for some ops (scatter/index_add backward);
-# set False for speed when bit-identical reruns are not needed. It changes nothing measurable on a CPU.
+# True (mmengine set_random_seed): cudnn.deterministic=True, cudnn.benchmark=False and
+# torch.use_deterministic_algorithms(True): ops switch to deterministic kernels, and an op that has none on
+# CUDA raises instead of running; harness runs also set CUBLAS_WORKSPACE_CONFIG=:4096:8 for cuBLAS. Cost on
+# a GPU: no cuDNN autotuning and slower deterministic kernels for some ops (e.g. index_add/scatter_add,
+# embedding backward); set False for speed when bit-identical reruns are not needed. A CPU is hardly affected.
 deterministic = True
 work_root = "work_dirs"
 results_dir = "results"
