@@ -14,7 +14,9 @@ class HarnessModel(BaseModel):
     """Calls ``method.loss(batch)``; refuses NaN/Inf losses with a clear error naming the term."""
 
     def __init__(self, method, seed: int = 0):
-        super().__init__()
+        # batches from pinned memory (train.pin_memory) are copied to the GPU asynchronously; from
+        # pageable memory a non-blocking copy is an ordinary one
+        super().__init__(data_preprocessor=dict(type="BaseDataPreprocessor", non_blocking=True))
         self.method = method
         self.seed = seed
         self._step = 0
