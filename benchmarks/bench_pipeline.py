@@ -72,12 +72,14 @@ def main():
         h = harness_step_times(cfg, Path(tmp))[5:]
     b += bare_step_times(cfg, a.bare_steps)[5:]
     mh, mb = statistics.median(h), statistics.median(b)
-    print(tabulate([["harness step (Runner, loader, hooks)", f"{mh:.3f}", len(h)], ["bare loss/backward/step", f"{mb:.3f}", len(b)]],
+    print(tabulate([["harness step (Runner, loader, hooks)", f"{mh:.3f}", len(h)],
+                    ["bare loss/backward/step", f"{mb:.3f}", len(b)]],
                    ["", "median s/step", "steps"], tablefmt="github"))
     print(f"{a.method} on {a.dataset}, batch {cfg.train.batch_size}: overhead {100 * (mh / mb - 1):+.1f}%  "
           f"(threads {torch.get_num_threads()})")
     if a.json:
-        Path(a.json).write_text(json.dumps(dict(method=a.method, harness_s=mh, bare_s=mb, overhead=mh / mb - 1), indent=2))
+        out = dict(method=a.method, harness_s=mh, bare_s=mb, overhead=mh / mb - 1)
+        Path(a.json).write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
