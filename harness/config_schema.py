@@ -67,10 +67,18 @@ def check_keys(section: str, node, allowed) -> None:
 TOP = {"seed", "deterministic", "work_root", "results_dir", "train", "optim_wrapper", "param_scheduler", "eval",
        "method", "dataset", "cross_domain"}
 
+def check_workers(key: str, v):
+    return v if v == "auto" else check_int(key, v, 0)
+
+
 TRAIN = {
     "epochs": lambda k, v: check_int(k, v, 1),
     "batch_size": lambda k, v: check_int(k, v, 1),
-    "num_workers": lambda k, v: check_int(k, v, 0),
+    "num_workers": check_workers,
+    "pin_memory": check_bool,
+    "persistent_workers": check_bool,
+    "amp": lambda k, v: check_choice(k, v, ("off", "bf16", "fp16")),
+    "tensorboard": check_bool,
     "cache_images": check_bool,
     "eval_interval": lambda k, v: check_int(k, v, 0),
     "checkpoint_interval": lambda k, v: check_int(k, v, 1),
@@ -82,6 +90,7 @@ TRAIN = {
 }
 
 EVAL = {
+    "num_workers": check_workers,
     "batch_size": lambda k, v: check_int(k, v, 1),
     "chunk_size": lambda k, v: check_int(k, v, 1),
 }

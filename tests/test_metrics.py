@@ -103,3 +103,30 @@ def test_cache_blocking_gives_the_same_answer(monkeypatch, block_bytes):
     cmc, mAP, _, _ = rank_reference(sim, qp, gp)
     assert abs(s["R1"] - float(cmc[0])) < 1e-4 and abs(s["mAP"] - mAP) < 1e-6
     assert np.allclose(evaluate_similarity(sim, qp, gp, with_sd=True).sd, _msd_literal(sim, qp, gp), atol=1e-9)
+
+
+def test_infinite_scores_are_ranked_and_only_nan_is_an_error():
+    """The NaN check reads row sums; +inf and -inf in one row sum to NaN but are valid scores."""
+    sim, qp, gp = _random_problem(6, Q=40, G=30, ids=6, decimals=None)
+    sim[3, 4], sim[3, 5], sim[7, 0] = float("inf"), float("-inf"), float("inf")
+    s = summarise(evaluate_similarity(sim, qp, gp, chunk_size=8))
+    cmc, mAP, _, _ = rank_reference(sim, qp, gp)
+    assert abs(s["R1"] - float(cmc[0])) < 1e-4 and abs(s["mAP"] - mAP) < 1e-6
+    sim[37, 2] = float("nan")
+    with pytest.raises(ValueError, match="row 37 contains NaN"):
+        evaluate_similarity(sim, qp, gp, chunk_size=8)
+
+
+def test_cpu_chunks_shared_out_to_threads_give_the_same_answer_and_restore_the_thread_count():
+    sim, qp, gp = _random_problem(7, Q=200, G=90, ids=12, decimals=1)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = evaluate_similarity(sim, qp, gp, with_sd=True, chunk_size=16)
+        torch.set_num_threads(4)  # four ranking threads over 13 chunks
+        four = evaluate_similarity(sim, qp, gp, with_sd=True, chunk_size=16)
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(n)
+    assert np.array_equal(one.first_rank, four.first_rank) and np.array_equal(one.ap, four.ap)
+    assert np.array_equal(one.sd, four.sd)

@@ -1,5 +1,10 @@
 # Runtime defaults shared by every method config (mmengine Python config).
 seed = 0
+# True (mmengine set_random_seed): cudnn.deterministic=True, cudnn.benchmark=False and
+# torch.use_deterministic_algorithms(True): ops switch to deterministic kernels, and an op that has none on
+# CUDA raises instead of running; harness runs also set CUBLAS_WORKSPACE_CONFIG=:4096:8 for cuBLAS. Cost on
+# a GPU: no cuDNN autotuning and slower deterministic kernels for some ops (e.g. index_add/scatter_add,
+# embedding backward); set False for speed when bit-identical reruns are not needed. A CPU is hardly affected.
 deterministic = True
 work_root = "work_dirs"
 results_dir = "results"
@@ -7,7 +12,11 @@ results_dir = "results"
 train = dict(
     epochs=60,
     batch_size=64,
-    num_workers=0,
+    num_workers="auto",  # "auto": up to 8 with a CUDA GPU, 0 without one (harness/engine/loaders.py)
+    pin_memory=True,  # page-locked batches for asynchronous host-to-GPU copies (no effect without CUDA)
+    persistent_workers=True,  # keep loader workers between epochs (only with num_workers > 0)
+    amp="off",  # "off" | "bf16" | "fp16" (CUDA only, dynamic loss scaling): training and evaluation encoding
+    tensorboard=False,  # also write TensorBoard event files (needs `pip install tensorboard`)
     cache_images=False,  # keep decoded images in memory (small datasets only)
     eval_interval=0,  # evaluate on the val split every N epochs (0: only at the end)
     checkpoint_interval=1,
@@ -32,6 +41,7 @@ param_scheduler = [
 eval = dict(
     batch_size=256,
     chunk_size=512,
+    num_workers="auto",
 )
 
 # Dataset configs may add `cross_domain = [dict(type="ufine3c", root=...)]`: extra evaluation sets

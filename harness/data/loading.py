@@ -189,6 +189,21 @@ class TrainPairs(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        """Held in shared memory, so persistent loader workers (which keep their copy of the dataset
+        across epochs) see every new epoch; a copy (the Runner deep-copies its loader config) is
+        shared again on its first update, before any worker exists."""
+        if not hasattr(self, "_epoch"):
+            self._epoch = torch.zeros((), dtype=torch.long)
+        if not self._epoch.is_shared():
+            self._epoch.share_memory_()
+        self._epoch.fill_(int(value))
+
     def __len__(self):
         return len(self.items)
 

@@ -1,4 +1,9 @@
-"""Encode an evaluation split with a method and compute per-query metrics (harness-owned scoring)."""
+"""Encode an evaluation split with a method and compute per-query metrics (harness-owned scoring).
+
+Everything the method receives -- image batches and the tokenizer's output, whatever its form (a
+tensor, a dict of tensors as BERT tokenizers give, lists of them) -- is moved to the method's device,
+and the features stay there, so the ranking runs on the GPU when the method is on one.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -9,29 +14,53 @@ from tqdm import tqdm
 from ..data.loading import GalleryImages
 from ..data.records import EvalSet
 from ..evaluation import PerQuery, evaluate_features
+from .precision import resolve_precision
+
+
+def to_device(obj, device: torch.device, non_blocking: bool = False):
+    """Tensors anywhere in dicts, lists and tuples (or objects with ``.to``, like a transformers
+    ``BatchEncoding``) moved to ``device``; other values returned as they are."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=non_blocking)
+    if isinstance(obj, dict):
+        return type(obj)((k, to_device(v, device, non_blocking)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        items = [to_device(v, device, non_blocking) for v in obj]
+        return type(obj)(*items) if hasattr(obj, "_fields") else type(obj)(items)
+    return obj.to(device) if hasattr(obj, "to") else obj
 
 
 @torch.no_grad()
-def encode_eval_set(method, ev: EvalSet, batch_size: int = 256, num_workers: int = 0, progress: bool = True):
+def encode_eval_set(method, ev: EvalSet, batch_size: int = 256, num_workers: int = 0, pin_memory: bool = False,
+                    amp: str = "off", progress: bool = True):
+    """(query features, gallery features), float32, on the method's device."""
     was_training = method.training
     method.eval()
     device = next(method.parameters()).device
+    precision = resolve_precision(amp, device.type)
+    pin = pin_memory and device.type == "cuda"
     loader = DataLoader(GalleryImages(ev.gallery_paths, ev.image_root, method.image_spec), batch_size=batch_size,
-                        num_workers=num_workers)
-    g = [method.encode_image(x.to(device)).float().cpu()
-         for x in tqdm(loader, desc="gallery", unit="batch", leave=False, disable=not progress)]
-    q = []
-    caps = ev.query_captions
-    for a in tqdm(range(0, len(caps), batch_size), desc="queries", unit="batch", leave=False, disable=not progress):
-        tok = method.tokenize(caps[a:a + batch_size])
-        tok = tok.to(device) if hasattr(tok, "to") else tok
-        q.append(method.encode_text(tok).float().cpu())
-    method.train(was_training)
+                        num_workers=num_workers, pin_memory=pin)
+    try:
+        with precision.autocast(device):
+            g = [method.encode_image(x.to(device, non_blocking=pin)).float()
+                 for x in tqdm(loader, desc="gallery", unit="batch", leave=False, disable=not progress)]
+            q = []
+            caps = ev.query_captions
+            for a in tqdm(range(0, len(caps), batch_size), desc="queries", unit="batch", leave=False,
+                          disable=not progress):
+                q.append(method.encode_text(to_device(method.tokenize(caps[a:a + batch_size]), device)).float())
+    finally:
+        method.train(was_training)
     return torch.cat(q), torch.cat(g)
 
 
-def evaluate_method(method, ev: EvalSet, batch_size: int = 256, chunk_size: int = 512, progress: bool = True) -> PerQuery:
-    qf, gf = encode_eval_set(method, ev, batch_size, progress=progress)
+def evaluate_method(method, ev: EvalSet, batch_size: int = 256, chunk_size: int = 512, progress: bool = True, *,
+                    num_workers: int = 0, pin_memory: bool = False, amp: str = "off") -> PerQuery:
+    """Encode ``ev`` and rank it on the method's device. ``harness.engine.loaders.eval_options(cfg)``
+    gives every keyword from a config."""
+    qf, gf = encode_eval_set(method, ev, batch_size, num_workers=num_workers, pin_memory=pin_memory, amp=amp,
+                             progress=progress)
     with_sd = getattr(method, "score_type", "cosine") == "cosine"
     return evaluate_features(qf, gf, np.asarray(ev.query_pids), np.asarray(ev.gallery_pids), chunk_size=chunk_size,
                              with_sd=with_sd, progress=progress)

@@ -12,6 +12,7 @@ from ..config import dataset_defaults
 from ..errors import HarnessError
 from ..results import ResultsStore
 from . import checkpoint_compat  # noqa: F401
+from .precision import resolve_precision
 from .build import build_method, require_eval_split, require_images, resolve_dataset
 from .records import Provenance, evaluate_record, sha256_file, store_all
 from .selection import BEST_META, BEST_WEIGHTS
@@ -52,9 +53,11 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     if missing or unexpected:
         raise HarnessError(f"{ckpt}: weights do not match the method "
                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    method.to("cuda" if torch.cuda.is_available() else "cpu")  # evaluate (and rank) on the GPU when there is one
     epoch = _checkpoint_epoch(ckpt, state)
     prov = Provenance("eval", cfg, int(cfg.seed), meta["train_data"],
                       checkpoint=dict(path=str(ckpt), sha256=sha256_file(ckpt), epoch=epoch),
-                      selection=dict(rule="given", selected_epoch=epoch))
-    result = evaluate_record(method, splits, records, split, prov, cfg.eval)
+                      selection=dict(rule="given", selected_epoch=epoch),
+                      extra=dict(precision=resolve_precision(cfg.train.get("amp", "off")).describe()))
+    result = evaluate_record(method, splits, records, split, prov, cfg)
     return store_all(ResultsStore(results_dir or cfg.results_dir), [result])

@@ -4,10 +4,8 @@ from __future__ import annotations
 import json
 
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
 
 
-@HOOKS.register_module()
 class DatasetEpochHook(Hook):
     """Seeds per-sample augmentation with the epoch, so a resumed run reproduces the same batches."""
 
@@ -17,7 +15,6 @@ class DatasetEpochHook(Hook):
             ds.set_epoch(runner.epoch)
 
 
-@HOOKS.register_module()
 class RetrievalEvalHook(Hook):
     """Evaluates on a held-out split every ``interval`` epochs and logs R@K/mAP (no model selection)."""
 
@@ -27,18 +24,19 @@ class RetrievalEvalHook(Hook):
         self.evaluate_fn, self.interval, self.name = evaluate_fn, interval, name
 
     def after_train_epoch(self, runner):
-        if self.interval <= 0 or not self.every_n_epochs(runner, self.interval) and not self.is_last_train_epoch(runner):
+        due = self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(runner)
+        if self.interval <= 0 or not due:
             return
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         metrics = self.evaluate_fn(model.method)
         for k, v in metrics.items():
             runner.message_hub.update_scalar(f"{self.name}/{k}", v)
-        runner.logger.info(f"epoch {runner.epoch + 1} {self.name}: " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+        scores = "  ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+        runner.logger.info(f"epoch {runner.epoch + 1} {self.name}: {scores}")
         with open(f"{runner.work_dir}/eval_history.jsonl", "a") as f:
             f.write(json.dumps({"epoch": runner.epoch + 1, "split": self.name, **metrics}) + "\n")
 
 
-@HOOKS.register_module()
 class ProgressBarHook(Hook):
     """A tqdm bar per epoch showing the running loss (mmengine's own log goes to the work dir)."""
 
@@ -56,7 +54,9 @@ class ProgressBarHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if self.bar is not None:
             if outputs:
-                self.bar.set_postfix({k.replace("_loss", ""): f"{float(v.detach() if hasattr(v, 'detach') else v):.3f}" for k, v in outputs.items()}, refresh=False)
+                shown = {k.replace("_loss", ""): f"{float(v.detach() if hasattr(v, 'detach') else v):.3f}"
+                         for k, v in outputs.items()}
+                self.bar.set_postfix(shown, refresh=False)
             self.bar.update(1)
 
     def after_train_epoch(self, runner):

@@ -14,7 +14,9 @@ class HarnessModel(BaseModel):
     """Calls ``method.loss(batch)``; refuses NaN/Inf losses with a clear error naming the term."""
 
     def __init__(self, method, seed: int = 0):
-        super().__init__()
+        # batches from pinned memory (train.pin_memory) are copied to the GPU asynchronously; from
+        # pageable memory a non-blocking copy is an ordinary one
+        super().__init__(data_preprocessor=dict(type="BaseDataPreprocessor", non_blocking=True))
         self.method = method
         self.seed = seed
         self._step = 0
@@ -26,10 +28,15 @@ class HarnessModel(BaseModel):
         batch = dict(images=images, captions=captions, pids=pids, image_ids=image_ids, generator=g)
         losses = self.method.loss(batch)
         self._step += 1
-        for name, value in losses.items():
-            v = float(value.detach())
-            if not math.isfinite(v):
-                raise TrainingDivergedError(
-                    f"loss term '{name}' became {v} at epoch {int(epoch) + 1}, step {self._step}; "
-                    "nothing was written to the results store (lower the learning rate or check the data)")
+        # one device sync for all terms (a GPU sync per term would stall every step several times)
+        values = torch.stack([v.detach().float().mean() for v in losses.values()])
+        if not bool(torch.isfinite(values).all()):
+            name, v = next((n, x) for n, x in zip(losses, values.tolist()) if not math.isfinite(x))
+            raise TrainingDivergedError(
+                f"loss term '{name}' became {v} at epoch {int(epoch) + 1}, step {self._step}; "
+                "nothing was written to the results store (lower the learning rate or check the data)")
         return losses
+
+    def init_weights(self):
+        """The method initialises its own weights when built (and loads checkpoints itself); mmengine's
+        version would only write one 'initialised by ...' note per parameter into the log."""

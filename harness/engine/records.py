@@ -23,6 +23,7 @@ from ..data.records import EvalSet, Splits
 from ..evaluation import summarise
 from ..results import ResultsStore
 from .evaluate import evaluate_method
+from .loaders import eval_options
 
 log = logging.getLogger("harness")
 
@@ -112,12 +113,12 @@ def train_data_facts(splits: Splits) -> dict:
                 skipped=dict(splits.skipped), stats=dict(splits.stats))
 
 
-def evaluate_record(method, splits: Splits, records: list, split: str, prov: Provenance, eval_cfg,
+def evaluate_record(method, splits: Splits, records: list, split: str, prov: Provenance, cfg,
                     progress: bool = True) -> tuple[dict, dict]:
     """Score ``method`` on one split: the record and its per-query arrays, not yet stored."""
     ev = EvalSet.from_records(records, splits.image_root)
     t = time.time()
-    pq = evaluate_method(method, ev, eval_cfg.batch_size, eval_cfg.chunk_size, progress=progress)
+    pq = evaluate_method(method, ev, progress=progress, **eval_options(cfg))
     metrics = summarise(pq)
     sources = np.array([s or "" for s in ev.query_sources])
     per_source = {s: summarise(pq.subset(sources == s)) for s in sorted(set(sources))} if any(ev.query_sources) else {}

@@ -57,6 +57,6 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
         return []
     prov = Provenance("run", cfg, int(cfg.seed), trained.train_data, trained.checkpoint, trained.selection,
                       extra=dict(work_dir=str(trained.work_dir), train_seconds=trained.train_seconds,
-                                 world_size=get_world_size()))
-    results = [evaluate_record(trained.method, s, s.test, "test", prov, cfg.eval, progress) for s in [splits, *cross]]
+                                 world_size=get_world_size(), precision=trained.precision))
+    results = [evaluate_record(trained.method, s, s.test, "test", prov, cfg, progress) for s in [splits, *cross]]
     return store_all(ResultsStore(results_dir or cfg.results_dir), results)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from mmengine.dist import is_main_process
+from mmengine.config import Config
 from mmengine.runner import Runner, set_random_seed
 
 from ..config import config_hash, to_plain
@@ -22,9 +23,12 @@ from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mm
 from .build import build_method
 from .evaluate import evaluate_method
 from .hooks import DatasetEpochHook, ProgressBarHook, RetrievalEvalHook
+from .loaders import eval_options, train_loader_options
+from .precision import resolve_precision
 from .model import HarnessModel
 from .records import sha256_file, train_data_facts
 from .selection import BEST_WEIGHTS, BestValHook
+from .viewers import visualizer_config
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Trained:
     work_dir: Path
     checkpoint: dict  # {path, sha256, epoch} of the weights the records report
     selection: dict  # the rule that picked them, as carried out
+    precision: dict  # Precision.describe(): the training precision as carried out
     train_seconds: float
     train_data: dict  # train_data_facts() of the splits it was trained on
 
@@ -83,11 +88,11 @@ def _selection_hooks(cfg, splits: Splits) -> list:
             raise ConfigError(f"train.selection='val' but '{splits.name}' has no val split; set train.val_split=0.1 "
                               "(identities held out from train, chosen by the seed) or train.selection='last'")
         val = EvalSet.from_records(splits.val, splits.image_root)
-        fn = lambda m: summarise(evaluate_method(m, val, cfg.eval.batch_size, cfg.eval.chunk_size, progress=False))  # noqa: E731
+        fn = lambda m: summarise(evaluate_method(m, val, progress=False, **eval_options(cfg)))  # noqa: E731
         return [BestValHook(fn, interval=tr.eval_interval or 1)]
     if tr.eval_interval and splits.val:
         val = EvalSet.from_records(splits.val, splits.image_root)
-        fn = lambda m: summarise(evaluate_method(m, val, cfg.eval.batch_size, cfg.eval.chunk_size, progress=False))  # noqa: E731
+        fn = lambda m: summarise(evaluate_method(m, val, progress=False, **eval_options(cfg)))  # noqa: E731
         return [RetrievalEvalHook(fn, interval=tr.eval_interval, name="val")]
     return []
 
@@ -104,6 +109,8 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
     """Train ``method`` on ``splits.train``; returns the weights the records should report."""
     t0 = time.time()
     seed, tr = int(cfg.seed), cfg.train
+    precision = resolve_precision(tr.get("amp", "off"))  # checked before the work dir is made
+    visualizer = visualizer_config(tr.get("tensorboard", False))
     num_classes = len({r.pid for r in splits.train})
     train_set = TrainPairs(splits.train, splits.image_root, method.image_spec, seed=seed, cache_images=tr.cache_images)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -118,9 +125,9 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
         model=HarnessModel(method, seed),
         work_dir=str(work_dir),
         train_dataloader=dict(dataset=train_set, sampler=sampler_config(tr, seed),
-                              batch_size=tr.batch_size, num_workers=tr.num_workers, persistent_workers=False,
-                              collate_fn=dict(type=collate_pairs)),
-        optim_wrapper=to_plain(cfg.optim_wrapper),
+                              batch_size=tr.batch_size, collate_fn=dict(type=collate_pairs),
+                              **train_loader_options(cfg)),
+        optim_wrapper=precision.optim_wrapper(to_plain(cfg.optim_wrapper)),
         param_scheduler=_schedulers(cfg, epochs),
         train_cfg=dict(by_epoch=True, max_epochs=epochs),
         default_hooks=dict(
@@ -130,7 +137,8 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
         randomness=dict(seed=seed, deterministic=bool(cfg.deterministic)),
         resume=resume,
         launcher=launcher,
-        **({"cfg": ddp_cfg} if ddp_cfg else {}),
+        cfg=Config(dict(to_plain(cfg), **ddp_cfg)),  # also dumped to the work dir as <timestamp>.py
+        visualizer=visualizer,
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if torch.cuda.is_available() else "gloo")),
         default_scope="mmengine",
         log_level=log_level,
@@ -150,4 +158,5 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
     else:
         checkpoint = dict(path=str(last), sha256=sha256_file(last) if last.is_file() else None, epoch=epochs)
         selection = dict(rule="last", selected_epoch=epochs, epochs=epochs)
-    return Trained(method, work_dir, checkpoint, selection, round(time.time() - t0, 1), train_data_facts(splits))
+    return Trained(method, work_dir, checkpoint, selection, precision.describe(), round(time.time() - t0, 1),
+                   train_data_facts(splits))

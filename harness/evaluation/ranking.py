@@ -8,10 +8,16 @@ directly: under a stable descending sort (ties broken by lower gallery index fir
 
 With the sorted 0-based positive ranks r_1 < ... < r_P of a query:
     R@k  = [r_1 < k],   AP = (1/P) sum_i i / (r_i + 1),   INP = P / (r_P + 1).
-Queries are processed in chunks so memory stays bounded for any Q x G.
+Queries are processed in chunks so memory stays bounded for any Q x G. Scores are ranked on the
+device the features are on (a GPU when they are there). On a CPU the chunks are shared out to Python
+threads that each run single-threaded torch ops: a multi-threaded op waits at a barrier for every
+thread, so when other processes (data-loader workers, other jobs) hold a core each of the thousands
+of small ops per chunk waits a scheduler slice, and ranking slowed down 100x under load.
 """
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,11 +45,11 @@ class PerQuery:
         return d
 
     @classmethod
-    def from_dict(cls, d) -> "PerQuery":
+    def from_dict(cls, d) -> PerQuery:
         return cls(np.asarray(d["first_rank"]), np.asarray(d["ap"]), np.asarray(d["inp"]), np.asarray(d["n_pos"]),
                    np.asarray(d["sd"]) if "sd" in d else None)
 
-    def subset(self, mask: np.ndarray) -> "PerQuery":
+    def subset(self, mask: np.ndarray) -> PerQuery:
         return PerQuery(self.first_rank[mask], self.ap[mask], self.inp[mask], self.n_pos[mask],
                         None if self.sd is None else self.sd[mask])
 
@@ -59,7 +65,7 @@ def summarise(pq: PerQuery, ks=(1, 5, 10)) -> dict[str, float]:
     return out
 
 
-_BLOCK_BYTES = 4 << 20  # a sub-block of the similarity chunk that fits in L2/L3 on common CPUs
+_BLOCK_BYTES = 4 << 20  # a CPU sub-block of the similarity chunk that stays in L2/L3 on common CPUs
 
 
 def _positives(q: torch.Tensor, g: torch.Tensor):
@@ -82,19 +88,21 @@ def _positives(q: torch.Tensor, g: torch.Tensor):
 def _positive_ranks(sim: torch.Tensor, order: torch.Tensor, n_pos: torch.Tensor, with_sd: bool):
     """Ranks (0-based, stable descending) of the positives ``order`` [C, P] of each row; padding -> G."""
     sim = sim.contiguous()
+    dev = sim.device
     C, G = sim.shape
     P = order.shape[1]
-    valid = torch.arange(P)[None, :] < n_pos[:, None]
+    valid = torch.arange(P, device=dev)[None, :] < n_pos[:, None]
     psim = sim.gather(1, order)  # [C, P]
-    ranks = torch.empty(C, P, dtype=torch.long)
-    cum_mass = torch.zeros(C, P, dtype=torch.float64) if with_sd else None
-    # Row blocks small enough to stay in cache: every positive of a row re-reads the same block, so
-    # the P comparison passes cost one trip to memory instead of P. Comparisons are written as 0./1.
-    # floats and summed as floats (exact below 2**24): three times faster than bool -> int sums.
-    R = max(1, min(C, _BLOCK_BYTES // (4 * G)))
-    hit = torch.empty(R, G, dtype=sim.dtype)
+    ranks = torch.empty(C, P, dtype=torch.long, device=dev)
+    cum_mass = torch.zeros(C, P, dtype=torch.float64, device=dev) if with_sd else None
+    # On a CPU, row blocks small enough to stay in cache: every positive of a row re-reads the same
+    # block, so the P comparison passes cost one trip to memory instead of P. A GPU takes the chunk
+    # whole. Comparisons are written as 0./1. floats and summed as floats (exact below 2**24): three
+    # times faster than bool -> int sums.
+    R = max(1, min(C, _BLOCK_BYTES // (4 * G))) if dev.type == "cpu" else C
+    hit = torch.empty(R, G, dtype=sim.dtype, device=dev)
     count_dtype = sim.dtype if G < 2 ** 24 else torch.float64
-    gidx = torch.arange(G)
+    gidx = torch.arange(G, device=dev)
     for a in range(0, C, R):
         b = min(C, a + R)
         s, h = sim[a:b], hit[:b - a]
@@ -123,7 +131,7 @@ def _chunk_metrics(sim: torch.Tensor, order: torch.Tensor, n_pos: torch.Tensor, 
     sranks, perm = ranks.sort(dim=1)
     svalid = valid.gather(1, perm)
     r = sranks.double()
-    i = torch.arange(1, ranks.shape[1] + 1, dtype=torch.float64)[None, :]
+    i = torch.arange(1, ranks.shape[1] + 1, dtype=torch.float64, device=sim.device)[None, :]
     npos = n_pos.double()
     ap = torch.where(svalid, i / (r + 1), torch.zeros_like(r)).sum(1) / npos
     last = sranks.gather(1, (n_pos - 1)[:, None])[:, 0].double()
@@ -140,44 +148,83 @@ def _chunk_metrics(sim: torch.Tensor, order: torch.Tensor, n_pos: torch.Tensor, 
         sps = torch.where(svalid, ps01.gather(1, perm), torch.zeros_like(r))
         c = sps.cumsum(1) / torch.where(svalid, cum_mass.gather(1, perm), torch.ones_like(r))
         sd = w * torch.where(svalid, c, torch.zeros_like(c)).sum(1) / npos
-    return sranks[:, 0] + 1, ap, inp, n_pos, sd
+    out = (sranks[:, 0] + 1, ap, inp, n_pos, sd)
+    return tuple(None if t is None else t.cpu() for t in out)
 
 
 def evaluate_similarity(sim, q_pids, g_pids, chunk_size: int = 512, with_sd: bool = False,
                         progress: bool = False) -> PerQuery:
-    """Metrics for a precomputed [Q, G] similarity matrix (text queries x gallery images)."""
+    """Metrics for a precomputed [Q, G] similarity matrix (text queries x gallery images), ranked on
+    the matrix's device."""
     sim = torch.as_tensor(sim)
     q = torch.as_tensor(np.asarray(q_pids))
     g = torch.as_tensor(np.asarray(g_pids))
-    return _evaluate(lambda a, b: sim[a:b].float(), len(q), q, g, chunk_size, with_sd, progress)
+    return _evaluate(lambda a, b: sim[a:b].float(), len(q), q, g, sim.device, chunk_size, with_sd, progress)
 
 
 @torch.no_grad()
 def evaluate_features(q_feats, g_feats, q_pids, g_pids, chunk_size: int = 512, with_sd: bool = True,
                       progress: bool = False) -> PerQuery:
-    """L2-normalise, score by cosine, rank chunk by chunk (never holds the full Q x G matrix)."""
+    """L2-normalise, score by cosine, rank chunk by chunk (never holds the full Q x G matrix), on the
+    device the features are on."""
     qf = F.normalize(torch.as_tensor(q_feats).float(), dim=1)
-    gf = F.normalize(torch.as_tensor(g_feats).float(), dim=1)
+    gf = F.normalize(torch.as_tensor(g_feats).float(), dim=1).to(qf.device)
     q = torch.as_tensor(np.asarray(q_pids))
     g = torch.as_tensor(np.asarray(g_pids))
-    return _evaluate(lambda a, b: qf[a:b] @ gf.t(), len(q), q, g, chunk_size, with_sd, progress)
+    return _evaluate(lambda a, b: qf[a:b] @ gf.t(), len(q), q, g, qf.device, chunk_size, with_sd, progress)
 
 
-def _evaluate(sim_rows, Q, q, g, chunk_size, with_sd, progress) -> PerQuery:
-    order, n_pos = _positives(q, g)
-    parts = []
-    rng = range(0, Q, chunk_size)
-    if progress:
-        from tqdm import tqdm
-        rng = tqdm(rng, desc="ranking", unit="chunk", leave=False)
-    for a in rng:
+@contextlib.contextmanager
+def _single_threaded_ops():
+    """Torch ops run on the calling thread only, for the duration (restored after)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(n)
+
+
+def _evaluate(sim_rows, Q, q, g, device, chunk_size, with_sd, progress) -> PerQuery:
+    order, n_pos = _positives(q.cpu(), g.cpu())
+    order, n_pos = order.to(device), n_pos.to(device)
+
+    def chunk(a: int):
         b = min(Q, a + chunk_size)
         sim = sim_rows(a, b)
-        if bool(torch.isnan(sim).any()):
-            bad = a + int(torch.nonzero(torch.isnan(sim).any(1))[0])
+        # a row sum is NaN or infinite if the row holds a NaN: one read of the chunk instead of a
+        # Q x G boolean mask (which cost as much as the ranking); suspects are then checked exactly
+        suspect = torch.nonzero(~torch.isfinite(sim.sum(1)))[:, 0]
+        nan_rows = suspect[torch.isnan(sim[suspect]).any(1)] if len(suspect) else suspect
+        if len(nan_rows):
+            bad = a + int(nan_rows[0])
             raise ValueError(f"similarity row {bad} contains NaN (non-finite features?); ranks would be undefined")
         P = int(n_pos[a:b].max())  # this chunk's widest positive set, not the whole query set's
-        parts.append(_chunk_metrics(sim, order[a:b, :P], n_pos[a:b], with_sd))
+        return _chunk_metrics(sim, order[a:b, :P], n_pos[a:b], with_sd)
+
+    starts = range(0, Q, chunk_size)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(starts), desc="ranking", unit="chunk", leave=False)
+
+    def tracked(a: int):
+        out = chunk(a)
+        if bar is not None:
+            bar.update(1)
+        return out
+
+    if device.type == "cpu":
+        with _single_threaded_ops() as n_threads:
+            if n_threads > 1 and len(starts) > 1:
+                with ThreadPoolExecutor(min(n_threads, len(starts)), thread_name_prefix="ranking") as pool:
+                    parts = list(pool.map(tracked, starts))
+            else:
+                parts = [tracked(a) for a in starts]
+    else:
+        parts = [tracked(a) for a in starts]
+    if bar is not None:
+        bar.close()
     cat = lambda k: torch.cat([p[k] for p in parts]).numpy()  # noqa: E731
     return PerQuery(cat(0).astype(np.int64), cat(1), cat(2), cat(3).astype(np.int64),
                     cat(4) if with_sd else None)
