@@ -13,7 +13,8 @@ from .errors import ConfigError
 
 
 def _show(v) -> str:
-    return repr(v) if not isinstance(v, str) else f"'{v}'"
+    """A value as one printable line (repr escapes newlines and control characters)."""
+    return repr(v)
 
 
 def check_int(key: str, v, lo: int | None = None, hi: int | None = None):
@@ -38,7 +39,7 @@ def check_float(key: str, v, lo: float | None = None, hi: float | None = None, l
 
 def check_bool(key: str, v):
     if not isinstance(v, bool):
-        raise ConfigError(f"{key} must be True or False, got {_show(v)}")
+        raise ConfigError(f"{key}={_show(v)}: use True or False")
     return v
 
 
@@ -68,7 +69,11 @@ TOP = {"seed", "deterministic", "work_root", "results_dir", "train", "optim_wrap
        "method", "dataset", "cross_domain"}
 
 def check_workers(key: str, v):
-    return v if v == "auto" else check_int(key, v, 0)
+    if v == "auto":
+        return v
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigError(f"{key}={_show(v)}: use a number of worker processes >= 0, or 'auto'")
+    return v
 
 
 TRAIN = {

@@ -15,7 +15,7 @@ RUN = ["run", "--method", "fmfa", "--dataset", "synth"]
 @pytest.mark.parametrize("options,message", [
     (["train.batch_size=abc"], "train.batch_size must be an integer, got 'abc'"),
     (["train.batch_size=0"], "train.batch_size must be >= 1, got 0"),
-    (["train.num_workers=-1"], "train.num_workers must be >= 0, got -1"),
+    (["train.num_workers=-1"], "train.num_workers=-1: use a number of worker processes >= 0"),
     (["eval.chunk_size=0"], "eval.chunk_size must be >= 1, got 0"),
     (["optim_wrapper.optimizer.lr=nan"], "optim_wrapper.optimizer.lr must be a finite number, got 'nan'"),
     (["optim_wrapper.optimizer.lr=-1e-3"], "optim_wrapper.optimizer.lr must be > 0.0"),
