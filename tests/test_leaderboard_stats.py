@@ -60,26 +60,28 @@ def _row(label, hits, metrics):
 
 
 def test_all_pairs_holm_holds_the_table_fwer_for_eight_exchangeable_methods():
-    """Simulated tables of 8 methods with no true difference: a † anywhere in at most 5% of tables.
-    (Correcting only the comparisons against the observed best gave 9.8%.)"""
-    rng = np.random.default_rng(12345)
-    n_ids, per_id, n_methods, n_tables = 40, 2, 8, 300
+    """Simulated tables of 8 methods with no true difference (per-query scores share a per-identity
+    effect): the share of tables with any † must stay at or below 5%. The same simulation shows why
+    correcting only the comparisons against the observed best row is not enough (it exceeds 5%)."""
+    rng = np.random.default_rng(7)
+    n_ids, per_id, n_methods, n_tables = 100, 2, 8, 150
     pid = np.repeat(np.arange(n_ids), per_id)
-    false_tables = 0
+    key = np.arange(len(pid)).astype(str)
+    all_pairs = best_only = 0
     for _ in range(n_tables):
-        difficulty = rng.beta(2, 2, n_ids)[pid]
-        scores, rows = [], []
+        base = rng.normal(50, 20, n_ids)[pid]
+        scores = []
         for m in range(n_methods):
-            hit = (rng.random(len(pid)) < difficulty) * 100.0
-            ap = np.clip(difficulty * 100 + rng.normal(0, 15, len(pid)), 0, 100)
-            key = np.array([str(i) for i in range(len(pid))])
-            scores.append(dict(R1=hit, mAP=ap, pid=pid, key=key, path=f"m{m}"))
-            rows.append(_row(f"m{m}", hit, dict(R1=hit.mean(), mAP=ap.mean())))
+            x = base + rng.normal(0, 20, len(pid))
+            scores.append(dict(R1=x, mAP=x + rng.normal(0, 5, len(pid)), pid=pid, key=key, path=f"m{m}"))
         order = np.argsort([-s["R1"].mean() for s in scores], kind="stable")  # best first, as the tables do
         family = family_pvalues([scores[i] for i in order], resamples=199)
         assert len(family) == 2 * len(list(itertools.combinations(range(n_methods), 2)))
-        false_tables += bool((holm_family([p for *_, p in family]) < 0.05).any())
-    assert false_tables / n_tables <= 0.05
+        all_pairs += bool((holm_family([p for *_, p in family]) < 0.05).any())
+        best_only += bool((holm_family([p for i, _j, m, p in family if i == 0 and m == "R1"]) < 0.05).any())
+    rate, se = all_pairs / n_tables, np.sqrt(0.05 * 0.95 / n_tables)
+    assert rate <= 0.05, (rate, se)
+    assert best_only / n_tables > 0.05 + se  # the simulation can see the selection effect it guards against
 
 
 def test_pairing_refuses_different_query_orders():
