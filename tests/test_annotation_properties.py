@@ -109,3 +109,29 @@ def test_mutated_annotation_loads_or_is_one_line_data_error(roots, layout, data)
         return
     event("loaded")
     _check_loaded(splits, root)
+
+
+CLI_DATASET = {"cuhk": "cuhk", "icfg": "icfg", "rstp": "rstp", "ufine6926": "ufine6926"}
+
+
+@pytest.mark.parametrize("layout", list(CLI_DATASET))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_annotation_through_harness_run_is_one_line_and_writes_nothing(roots, layout, data, capsys,
+                                                                               tmp_path_factory):
+    """End to end: `harness run` on a mutated annotation file (no images on disk) exits 2 with one stderr
+    line and no traceback, before any training, and the results store stays empty."""
+    from harness.cli import main
+
+    root = roots[layout]
+    (root / LAYOUT[layout][0]).write_bytes(data.draw(mutated_file(layout)))
+    out = tmp_path_factory.mktemp("r")
+    capsys.readouterr()
+    code = main(["run", "--method", "fmfa", "--dataset", CLI_DATASET[layout], "--data-root", str(root), "--epochs",
+                 "1", "--results-dir", str(out / "results"), "--work-dir", str(out / "wd"), "--cfg-options",
+                 "method.encoder.preset=tiny", "method.encoder.image_size=(32,16)", "method.cmt_depth=1",
+                 "method.encoder.checkpoint=random"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not (out / "results").exists() and not (out / "wd").exists()
