@@ -31,7 +31,7 @@ class HarnessModel(BaseModel):
         # one device sync for all terms (a GPU sync per term would stall every step several times)
         values = torch.stack([v.detach().float().mean() for v in losses.values()])
         if not bool(torch.isfinite(values).all()):
-            name, v = next((n, x) for n, x in zip(losses, values.tolist()) if not math.isfinite(x))
+            name, v = next((n, x) for n, x in zip(losses, values.cpu().tolist()) if not math.isfinite(x))
             raise TrainingDivergedError(
                 f"loss term '{name}' became {v} at epoch {int(epoch) + 1}, step {self._step}; "
                 "nothing was written to the results store (lower the learning rate or check the data)")
