@@ -81,19 +81,21 @@ def _ddp_runner_cfg(launcher: str) -> dict:
                                        find_unused_parameters=True))
 
 
+def _val_metrics(cfg, splits: Splits):
+    """R@K/mAP of a method on the val split (what selection and val logging read)."""
+    val = EvalSet.from_records(splits.val, splits.image_root)
+    return lambda m: summarise(evaluate_method(m, val, progress=False, **eval_options(cfg)))
+
+
 def _selection_hooks(cfg, splits: Splits) -> list:
     tr = cfg.train
     if tr.selection == "val":
         if not splits.val:
             raise ConfigError(f"train.selection='val' but '{splits.name}' has no val split; set train.val_split=0.1 "
                               "(identities held out from train, chosen by the seed) or train.selection='last'")
-        val = EvalSet.from_records(splits.val, splits.image_root)
-        fn = lambda m: summarise(evaluate_method(m, val, progress=False, **eval_options(cfg)))  # noqa: E731
-        return [BestValHook(fn, interval=tr.eval_interval or 1)]
+        return [BestValHook(_val_metrics(cfg, splits), interval=tr.eval_interval or 1)]
     if tr.eval_interval and splits.val:
-        val = EvalSet.from_records(splits.val, splits.image_root)
-        fn = lambda m: summarise(evaluate_method(m, val, progress=False, **eval_options(cfg)))  # noqa: E731
-        return [RetrievalEvalHook(fn, interval=tr.eval_interval, name="val")]
+        return [RetrievalEvalHook(_val_metrics(cfg, splits), interval=tr.eval_interval, name="val")]
     return []
 
 
