@@ -117,16 +117,13 @@ def _check_sampler(key: str, v):
 
 
 def _check_optim(ow) -> None:
-    check_keys("optim_wrapper", ow, {"type", "optimizer", "paramwise_cfg", "clip_grad", "accumulative_counts",
-                                     "dtype", "loss_scale"})
+    # precision is chosen by train.amp only (the record states it); optim_wrapper's own AMP keys would bypass it
+    check_keys("optim_wrapper", ow, {"type", "optimizer", "paramwise_cfg", "clip_grad", "accumulative_counts"})
     kind = ow.get("type", "OptimWrapper")
-    check_choice("optim_wrapper.type", kind, ("OptimWrapper", "AmpOptimWrapper"))
     if kind == "AmpOptimWrapper":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("optim_wrapper.type=AmpOptimWrapper needs a CUDA device and none is available; "
-                              "use the default OptimWrapper on CPU")
+        raise ConfigError("optim_wrapper.type=AmpOptimWrapper: mixed precision is chosen with train.amp='bf16' or "
+                          "'fp16' (fp16 needs a CUDA device), so that the record states it")
+    check_choice("optim_wrapper.type", kind, ("OptimWrapper",))
     opt = ow.get("optimizer")
     if not isinstance(opt, Mapping) or "type" not in opt:
         raise ConfigError("optim_wrapper.optimizer must be a dict with a 'type' (e.g. Adam, AdamW, SGD)")
