@@ -9,25 +9,35 @@ from tqdm import tqdm
 
 from .formats import PUBLISHED_COUNTS, caption_token_lengths
 from .resolve import resolve_named
-from .loading import check_images
+from .loading import ImageCheck, check_images
 from .overlap import split_overlaps
+from .records import Splits
 
 
 @dataclass
 class VerifyReport:
-    name: str
-    annotation_file: str
-    counts: dict
+    """What ``harness data verify`` found: the splits as ``harness run`` loads them, the image check, and how
+    both compare with the published counts. Holds the loader's and the checker's results rather than copies."""
+
+    splits: Splits
+    images: ImageCheck
     published: dict
-    missing: list[str] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
-    oversized: list[str] = field(default_factory=list)
-    skipped: dict = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
     caption_stats: dict = field(default_factory=dict)
-    stats: dict = field(default_factory=dict)  # the loader's: captions truncated and the bounds applied
     overlaps: dict = field(default_factory=lambda: {"ids": {}, "images": {}})
-    max_image_pixels: int | None = None
+
+    name = property(lambda self: self.splits.name)
+    annotation_file = property(lambda self: str(self.splits.annotation_file))
+    skipped = property(lambda self: self.splits.skipped)
+    notes = property(lambda self: self.splits.notes)
+    stats = property(lambda self: self.splits.stats)  # captions truncated and the bounds applied
+    max_image_pixels = property(lambda self: self.splits.max_image_pixels)
+    missing = property(lambda self: self.images.missing)
+    unreadable = property(lambda self: self.images.unreadable)
+    oversized = property(lambda self: self.images.oversized)
+
+    @property
+    def counts(self) -> dict:
+        return self.splits.counts()
 
     @property
     def count_mismatches(self) -> list[str]:
@@ -87,12 +97,9 @@ def verify(name: str, root: str | None = None, annotation_file: str | None = Non
     """Load ``name`` as ``harness run`` would (``dataset_kwargs``: max_image_pixels, max_caption_chars, ...)
     and check every image, fully decoded unless ``decode`` is False (then header only)."""
     splits = resolve_named(name, root, annotation_file=annotation_file, **dataset_kwargs)
-    rep = VerifyReport(name, str(splits.annotation_file), splits.counts(), PUBLISHED_COUNTS.get(name, {}),
-                       skipped=splits.skipped, notes=splits.notes, stats=splits.stats,
-                       overlaps=split_overlaps(splits), max_image_pixels=splits.max_image_pixels)
     all_recs = splits.train + splits.val + splits.test
-    rep.caption_stats = caption_token_lengths([c for r in all_recs for c in r.captions])
-    chk = check_images([r.path for r in all_recs], splits.image_root, splits.max_image_pixels, decode=decode,
-                       progress=lambda xs: tqdm(xs, desc="checking images", unit="img", leave=False))
-    rep.missing, rep.unreadable, rep.oversized = chk.missing, chk.unreadable, chk.oversized
-    return rep
+    images = check_images([r.path for r in all_recs], splits.image_root, splits.max_image_pixels, decode=decode,
+                          progress=lambda xs: tqdm(xs, desc="checking images", unit="img", leave=False))
+    return VerifyReport(splits, images, PUBLISHED_COUNTS.get(name, {}),
+                        caption_stats=caption_token_lengths([c for r in all_recs for c in r.captions]),
+                        overlaps=split_overlaps(splits))
