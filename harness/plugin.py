@@ -103,6 +103,37 @@ class Deviation:
         return dict(id=self.id, released=self.released, ours=self.ours, switch=self.switch)
 
 
+@dataclass(frozen=True)
+class ReleasedSetting:
+    """A constructor setting whose released value is known, declared once as data: ``deviations_from`` turns
+    every setting an instance does not hold at its released value into a ``Deviation``.
+
+    ``read(method)`` gives the instance's value, compared with ``==`` to ``released_value``; ``ours`` is a
+    ``str.format`` template over ``v`` (that value) and ``m`` (the method); ``applies(method)`` limits the
+    setting to the configurations where it has an effect (e.g. a margin of a loss that is switched on).
+    """
+
+    id: str
+    read: Any  # Callable[[RetrievalMethod], Any]
+    released_value: Any
+    released: str
+    ours: str
+    switch: str
+    applies: Any = None  # Callable[[RetrievalMethod], bool] | None: always
+
+    def deviation(self, method) -> Deviation | None:
+        if self.applies is not None and not self.applies(method):
+            return None
+        v = self.read(method)
+        return None if v == self.released_value else Deviation(self.id, self.released,
+                                                                self.ours.format(v=v, m=method), self.switch)
+
+
+def deviations_from(method, settings: Sequence[ReleasedSetting]) -> list[Deviation]:
+    """The deviations ``settings`` declare for ``method``'s configuration, in declaration order."""
+    return [d for d in (s.deviation(method) for s in settings) if d is not None]
+
+
 class RetrievalMethod(nn.Module):
     """Base class of every method plugin.
 

@@ -77,7 +77,7 @@ def test_weights_come_from_the_shared_encoders():
     torch.manual_seed(0)
     clip = CLIPEncoder(preset="tiny", image_size=(32, 16))
     bert = BertEncoder(preset="tiny", max_length=32)
-    assert torch.equal(m.patch_embed.weight, clip.patch_embedding.weight)
+    assert torch.equal(m.patch_embed.weight, clip.vision_tower().patch_embed.weight)
     assert torch.equal(m.blocks[1].mlp_txt.fc2.weight, bert.ffn_linears()[1][1].weight)
     ids = m.tokenize(CAPS)["input_ids"]
     m.eval()
@@ -89,7 +89,7 @@ def test_position_table_is_resized_once_from_the_checkpoint_grid(tmp_path):
     torch.save(src.clip.state_dict(), tmp_path / "clip.pt")
     # 48 x 24 input: the encoder's own grid is 6 x 3, IVT's stride-6 grid 7 x 3
     m = IVT(vision=dict(VISION, image_size=(48, 24), checkpoint=str(tmp_path / "clip.pt")), text=TEXT, stride=6)
-    table = src.vision_positions.detach()
+    table = src.vision_tower().positions.detach()
     grid = table[1:].reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
 
     def resize(x, size):

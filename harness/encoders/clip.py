@@ -44,6 +44,32 @@ class VisionBlockParts(NamedTuple):
     mlp: nn.Module
 
 
+class VisionTower(NamedTuple):
+    """The parts of CLIP's vision tower that methods rebuilding it (IVT, LGUR) reuse. They take them from here
+    rather than from open_clip's attributes, so an open_clip change is absorbed in this one place.
+
+    patch_embed: Conv2d with kernel = stride = patch size, no bias.
+    class_token: the learnable [CLS] embedding, shape [width].
+    positions: the position table at ``grid``, shape [1 + rows * columns, width] ([CLS] row first).
+    pre_norm: CLIP's LayerNorm on the embedded tokens, before the first block.
+    blocks: the transformer blocks; each maps batch-first tokens [B, N, width] -> [B, N, width].
+    post_norm: the LayerNorm after the last block (before the projection).
+    grid: (rows, columns) of patches at the encoder's ``image_size``.
+    """
+
+    patch_embed: nn.Conv2d
+    class_token: nn.Parameter
+    positions: nn.Parameter
+    pre_norm: nn.Module
+    blocks: nn.ModuleList
+    post_norm: nn.Module
+    grid: tuple[int, int]
+
+    @property
+    def width(self) -> int:
+        return self.patch_embed.out_channels
+
+
 class CLIPEncoder(nn.Module):
     """Wraps an open_clip ``CLIP`` and exposes token-level encoders plus its tokenizer."""
 
@@ -169,52 +195,17 @@ class CLIPEncoder(nn.Module):
         return self.encode_image_tokens(images)[:, 0].float()
 
     # ---------------------------------------------------------------- public accessors for method plugins
-    # Methods that rebuild the vision tower (IVT, LGUR) take its parts from here rather than from
-    # open_clip's attributes, so an open_clip change is absorbed in this one place.
-    @property
-    def vision_width(self) -> int:
-        return self.clip.visual.conv1.out_channels
-
-    @property
-    def patch_embedding(self) -> nn.Conv2d:
-        """The patch projection: Conv2d with kernel = stride = patch size, no bias."""
-        return self.clip.visual.conv1
-
-    @property
-    def vision_grid(self) -> tuple[int, int]:
-        """(rows, columns) of patches at ``image_size``."""
-        return tuple(self.clip.visual.grid_size)
-
-    @property
-    def vision_class_token(self) -> nn.Parameter:
-        """The learnable [CLS] embedding, shape [width]."""
-        return self.clip.visual.class_embedding
-
-    @property
-    def vision_positions(self) -> nn.Parameter:
-        """The position table at ``vision_grid``, shape [1 + rows * columns, width] ([CLS] row first)."""
-        return self.clip.visual.positional_embedding
-
-    @property
-    def vision_pre_norm(self) -> nn.Module:
-        """CLIP's LayerNorm on the embedded tokens, before the first block."""
-        return self.clip.visual.ln_pre
-
-    @property
-    def vision_post_norm(self) -> nn.Module:
-        """The LayerNorm after the last block (before the projection)."""
-        return self.clip.visual.ln_post
-
-    @property
-    def vision_blocks(self) -> nn.ModuleList:
-        """The transformer blocks; each maps batch-first tokens [B, N, width] -> [B, N, width]."""
-        return self.clip.visual.transformer.resblocks
+    def vision_tower(self) -> VisionTower:
+        """The vision tower's parts (shared modules and parameters, not copies)."""
+        v = self.clip.visual
+        return VisionTower(v.conv1, v.class_embedding, v.positional_embedding, v.ln_pre, v.transformer.resblocks,
+                           v.ln_post, tuple(v.grid_size))
 
     def vision_block_parts(self) -> list[VisionBlockParts]:
         """The parts of each vision block, for methods that re-wire them (e.g. IVT shares attention across
         modalities). Blocks with layer scale are refused: the parts would not reproduce the block."""
         parts = []
-        for blk in self.vision_blocks:
+        for blk in self.vision_tower().blocks:
             if not (isinstance(blk.ls_1, nn.Identity) and isinstance(blk.ls_2, nn.Identity)):
                 raise HarnessError(f"CLIP preset '{self.preset}' uses layer scale; its blocks cannot be split")
             parts.append(VisionBlockParts(blk.ln_1, blk.attn, blk.ln_2, blk.mlp))
@@ -231,14 +222,14 @@ class CLIPEncoder(nn.Module):
         """A new [1 + h * w, width] position table for another patch grid (h, w), resized bilinearly
         *once* from the grid the weights were trained at (the checkpoint's, e.g. 14 x 14 for a 224-pixel
         ViT-B/16; the preset's own table when no checkpoint was loaded). The [CLS] row is kept."""
-        table, old = getattr(self, "_source_positions", None) or (self.vision_positions.detach().float(),
-                                                                   self.vision_grid)
+        tower = self.vision_tower()
+        table, old = getattr(self, "_source_positions", None) or (tower.positions.detach().float(), tower.grid)
         grid = tuple(int(g) for g in grid)
         if grid != tuple(old):
             body = table[1:].reshape(1, old[0], old[1], -1).permute(0, 3, 1, 2)
             body = F.interpolate(body, size=grid, mode="bilinear", align_corners=False, antialias=False)
             table = torch.cat([table[:1], body.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)])
-        return table.clone().to(self.vision_positions.dtype)
+        return table.clone().to(tower.positions.dtype)
 
 
 def _sha256(path: Path) -> str:

@@ -5,9 +5,59 @@ the config does not select the released behaviour; the rest hold for every confi
 """
 from __future__ import annotations
 
-from harness.plugin import Deviation
+from harness.plugin import Deviation, ReleasedSetting, deviations_from
 
 RELEASED_LOSSES = ("asdm", "id", "mlm", "efa")  # run.sh:10 --loss_names 'a-sdm+mlm+id+efa'
+
+
+ENCODER_SETTINGS = (
+    ReleasedSetting("encoder-preset", lambda m: m.encoder.preset, "ViT-B-16",
+                    "CLIP ViT-B/16 (utils/options.py:21, model/clip_model.py:589)", "CLIP preset '{v}'",
+                    "method.encoder.preset"),
+    ReleasedSetting("random-init", lambda m: bool(m.encoder.weight_provenance()), True,
+                    "starts from OpenAI's CLIP ViT-B/16 weights (model/clip_model.py:30, 611-612)",
+                    "randomly initialised CLIP", "method.encoder.checkpoint"),
+    ReleasedSetting("input-size", lambda m: (tuple(m.encoder.image_size), m.encoder.context_length), ((384, 128), 77),
+                    "384x128 images, 77 text tokens (utils/options.py:41, 45)",
+                    "{v[0][0]}x{v[0][1]} images, {v[1]} text tokens",
+                    "method.encoder.image_size, method.encoder.context_length"),
+)
+
+
+def _uses(loss):
+    return lambda m: loss in m.losses
+
+
+LOSS_SETTINGS = (  # each applies only while its loss is on
+    ReleasedSetting("asdm-paper", lambda m: m.asdm_mode, "code",
+                    "A-SDM weight 1 + 0.1 * (cos(top-1) - cos(first positive)) on raw cosine "
+                    "(model/objectives.py:130-166)",
+                    "paper weight alpha * (max_k p_ik - p_ii) + 1 on probabilities, alpha {m.asdm_alpha:g}",
+                    "method.asdm_mode", applies=_uses("asdm")),
+    ReleasedSetting("asdm-alpha", lambda m: m.asdm_alpha, 0.1,
+                    "A-SDM cosine-gap coefficient 0.1 (model/objectives.py:149, 164)", "coefficient {v:g}",
+                    "method.asdm_alpha", applies=lambda m: "asdm" in m.losses and m.asdm_mode == "code"),
+    ReleasedSetting("efa-margins", lambda m: tuple(m.efa_margins), (0.1, 0.9),
+                    "EFA margins 0.1 (text-E) and 0.9 (patches-E) (model/objectives.py:291-292)",
+                    "margins {v[0]:g} / {v[1]:g}", "method.efa_margins", applies=_uses("efa")),
+    ReleasedSetting("efa-row-normalise", lambda m: m.efa_row_normalise, True,
+                    "pooled EFA similarities L2-normalised per row (model/objectives.py:270)",
+                    "no row normalisation", "method.efa_row_normalise", applies=_uses("efa")),
+    ReleasedSetting("efa-mask-padding", lambda m: m.efa_mask_padding, False,
+                    "all 77 text positions, padding included, enter EFA (model/build_finetune.py:145, 163)",
+                    "padding positions masked out", "method.efa_mask_padding", applies=_uses("efa")),
+    ReleasedSetting("mlm-global-clean", lambda m: m.mlm_contaminates_global, True,
+                    "SDM/ID/EFA see the masked caption: the masking edits the token array in place "
+                    "(datasets/bases.py:164; IRRA issues #13, #29)",
+                    "global branch on the unmasked caption", "method.mlm_contaminates_global", applies=_uses("mlm")),
+    ReleasedSetting("cmt-depth", lambda m: m.cmt_depth, 4, "4 cross-modal transformer layers (utils/options.py:26)",
+                    "{v} layer(s)", "method.cmt_depth", applies=_uses("mlm")),
+    ReleasedSetting("temperature", lambda m: round(1.0 / m.logit_scale, 12), 0.02,
+                    "temperature 0.02 (utils/options.py:22)", "temperature {v:g}", "method.temperature"),
+    ReleasedSetting("loss-weights", lambda m: {k: w for k, w in m.loss_weights.items() if w != 1}, {},
+                    "every loss weight 1 (utils/options.py:35-38; processor/processor_finetune.py:64 sums the terms)",
+                    "weights {v}", "method.loss_weights"),
+)
 
 
 def fmfa_deviations(m) -> list[Deviation]:
@@ -26,60 +76,11 @@ def fmfa_deviations(m) -> list[Deviation]:
                   "(processor/processor_finetune.py:48-50, 109-114)",
                   "the last epoch, or the best on a val split (train.selection); never the test split"),
     ]
-    enc = m.encoder
-    if enc.preset != "ViT-B-16":
-        out.append(Deviation("encoder-preset", "CLIP ViT-B/16 (utils/options.py:21, model/clip_model.py:589)",
-                             f"CLIP preset '{enc.preset}'", "method.encoder.preset"))
-    if not enc.weight_provenance():
-        out.append(Deviation("random-init", "starts from OpenAI's CLIP ViT-B/16 weights "
-                             "(model/clip_model.py:30, 611-612)", "randomly initialised CLIP",
-                             "method.encoder.checkpoint"))
-    if tuple(enc.image_size) != (384, 128) or enc.context_length != 77:
-        out.append(Deviation("input-size", "384x128 images, 77 text tokens (utils/options.py:41, 45)",
-                             f"{enc.image_size[0]}x{enc.image_size[1]} images, {enc.context_length} text tokens",
-                             "method.encoder.image_size, method.encoder.context_length"))
+    out += deviations_from(m, ENCODER_SETTINGS)
     if tuple(m.losses) != RELEASED_LOSSES:
         extra = [x for x in m.losses if x not in RELEASED_LOSSES]
         missing = [x for x in RELEASED_LOSSES if x not in m.losses]
         out.append(Deviation("losses", "A-SDM + ID + MLM + EFA, weights 1 (run.sh:10)",
                              f"losses {list(m.losses)}" + (f" (added {extra})" if extra else "")
                              + (f" (without {missing})" if missing else ""), "method.losses"))
-    if "asdm" in m.losses:
-        if m.asdm_mode == "paper":
-            out.append(Deviation("asdm-paper", "A-SDM weight 1 + 0.1 * (cos(top-1) - cos(first positive)) on raw "
-                                 "cosine (model/objectives.py:130-166)",
-                                 f"paper weight alpha * (max_k p_ik - p_ii) + 1 on probabilities, alpha "
-                                 f"{m.asdm_alpha:g}", "method.asdm_mode"))
-        elif m.asdm_alpha != 0.1:
-            out.append(Deviation("asdm-alpha", "A-SDM cosine-gap coefficient 0.1 (model/objectives.py:149, 164)",
-                                 f"coefficient {m.asdm_alpha:g}", "method.asdm_alpha"))
-    if "efa" in m.losses:
-        if tuple(m.efa_margins) != (0.1, 0.9):
-            out.append(Deviation("efa-margins", "EFA margins 0.1 (text-E) and 0.9 (patches-E) "
-                                 "(model/objectives.py:291-292)",
-                                 f"margins {m.efa_margins[0]:g} / {m.efa_margins[1]:g}", "method.efa_margins"))
-        if not m.efa_row_normalise:
-            out.append(Deviation("efa-row-normalise", "pooled EFA similarities L2-normalised per row "
-                                 "(model/objectives.py:270)", "no row normalisation",
-                                 "method.efa_row_normalise"))
-        if m.efa_mask_padding:
-            out.append(Deviation("efa-mask-padding", "all 77 text positions, padding included, enter EFA "
-                                 "(model/build_finetune.py:145, 163)", "padding positions masked out",
-                                 "method.efa_mask_padding"))
-    if "mlm" in m.losses:
-        if not m.mlm_contaminates_global:
-            out.append(Deviation("mlm-global-clean", "SDM/ID/EFA see the masked caption: the masking edits the "
-                                 "token array in place (datasets/bases.py:164; IRRA issues #13, #29)",
-                                 "global branch on the unmasked caption", "method.mlm_contaminates_global"))
-        if m.cmt_depth != 4:
-            out.append(Deviation("cmt-depth", "4 cross-modal transformer layers (utils/options.py:26)",
-                                 f"{m.cmt_depth} layer(s)", "method.cmt_depth"))
-    if abs(1.0 / m.logit_scale - 0.02) > 1e-12:
-        out.append(Deviation("temperature", "temperature 0.02 (utils/options.py:22)",
-                             f"temperature {1.0 / m.logit_scale:g}", "method.temperature"))
-    weights = {k: w for k, w in m.loss_weights.items() if w != 1}
-    if weights:
-        out.append(Deviation("loss-weights", "every loss weight 1 (utils/options.py:35-38; "
-                             "processor/processor_finetune.py:64 sums the terms)",
-                             f"weights {weights}", "method.loss_weights"))
-    return out
+    return out + deviations_from(m, LOSS_SETTINGS)

@@ -16,13 +16,33 @@ from torchvision.ops import stochastic_depth
 from harness.encoders.bert import tokenize_captions
 from harness.encoders.clip import VisionBlockParts
 from harness.errors import ConfigError, HarnessError
-from harness.plugin import Deviation, ImageSpec, RetrievalMethod
+from harness.plugin import Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, deviations_from
 from harness.registry import build_encoder
 
 from .losses import cmpm_loss, drop_tokens
 from .views import phrase_view, word_view
 
 LEVELS = ("word", "phrase", "sentence")
+# the switchable differences from PersonRetrieval-IVT@f205788: image statistics, then training settings
+IMAGE_SETTINGS = (
+    ReleasedSetting("image-stats", lambda m: (list(m.image_spec.mean), list(m.image_spec.std)),
+                    ([0.5] * 3, [0.5] * 3), "normalisation mean = std = 0.5 (configs/*/vit_base_uvt_bert.yml)",
+                    "mean {v[0]}, std {v[1]}", "method.image_mean, method.image_std"),
+)
+TRAINING_SETTINGS = (
+    ReleasedSetting("levels", lambda m: list(m.levels), list(LEVELS),
+                    "word, phrase and sentence texts against 3 image views (processor.py:114-123)",
+                    "levels {v}", "method.levels"),
+    ReleasedSetting("bmm-ratio", lambda m: m.bmm_ratio, 0.2,
+                    "BMM drops up to 20% of the tokens (vit_vl.py:995-1003, percent=0.2)", "bmm_ratio {v}",
+                    "method.bmm_ratio"),
+    ReleasedSetting("cmpm-target", lambda m: m.cmpm_target_norm, "l2",
+                    "CMPM targets y / ||y||_2 (loss/cmps_loss.py:48)", "targets normalised by {v}",
+                    "method.cmpm_target_norm"),
+    ReleasedSetting("drop-path", lambda m: m.drop_path, 0.1,
+                    "stochastic depth rising to 0.1 (config/defaults.py:61, vit_vl.py:945)", "rising to {v}",
+                    "method.drop_path"),
+)
 
 
 class SharedBlock(nn.Module):
@@ -87,7 +107,8 @@ class IVT(RetrievalMethod):
             raise ValueError(f"levels must be a non-empty subset of {LEVELS}, got {list(levels)}")
         clip = build_encoder(vision, "clip")
         bert = build_encoder(text, "bert")
-        width, depth = clip.vision_width, len(clip.vision_blocks)
+        tower = clip.vision_tower()
+        width, depth = tower.width, len(tower.blocks)
         if depth != bert.num_layers or width != bert.hidden_size:
             raise HarnessError(f"IVT needs a ViT and a BERT of the same depth and width; got ViT {depth}x{width}, "
                                f"BERT {bert.num_layers}x{bert.hidden_size}")
@@ -95,20 +116,20 @@ class IVT(RetrievalMethod):
         self.cmpm_target_norm = cmpm_target_norm
         self.encoder_presets = dict(vision=clip.preset, text=bert.preset)
         # image embedding: overlapping patches (IVT uses stride 12 on CUHK/ICFG), one position per token
-        conv = clip.patch_embedding
+        conv = tower.patch_embed
         patch = conv.kernel_size[0]
         self.stride = stride or patch
         self.image_size = clip.image_size
         self.patch_embed = nn.Conv2d(3, width, kernel_size=patch, stride=self.stride, bias=False)
         self.patch_embed.weight.data.copy_(conv.weight.data)
         self.grid = tuple((s - patch) // self.stride + 1 for s in self.image_size)
-        self.cls_token = clip.vision_class_token
+        self.cls_token = tower.class_token
         # released load_param_hybrid: the pretrained 14x14 table resized once to the stride grid (vit_vl.py:1083-1088)
         self.pos_embed = nn.Parameter(clip.vision_position_table(self.grid))
         # released vit_vl.py:938,959: one learnable type vector per image token, trunc-normal(0.02)
         self.type_embed = nn.Parameter(torch.empty(1 + self.grid[0] * self.grid[1], width))
         nn.init.trunc_normal_(self.type_embed, std=0.02)
-        self.ln_pre = clip.vision_pre_norm  # CLIP's pre-norm (timm's ViT in the released code has none)
+        self.ln_pre = tower.pre_norm  # CLIP's pre-norm (timm's ViT in the released code has none)
         # text embedding: BERT word + position + token-type, LN, dropout
         self.tokenizer, self.max_text_length = bert.tokenizer, bert.max_positions
         self.text_embed = bert.text_embeddings()
@@ -116,7 +137,7 @@ class IVT(RetrievalMethod):
         rates = torch.linspace(0, drop_path, depth).tolist()
         self.blocks = nn.ModuleList(SharedBlock(b, f, r)
                                     for b, f, r in zip(clip.vision_block_parts(), bert.ffn_linears(), rates))
-        self.norm = clip.vision_post_norm  # shared final LayerNorm; the feature is [CLS] after it, no projection
+        self.norm = tower.post_norm  # shared final LayerNorm; the feature is [CLS] after it, no projection
         self._spec = ImageSpec(size=self.image_size, mean=tuple(image_mean), std=tuple(image_std),
                                train_views=len(self.levels),
                                augment=dict(augment or dict(flip=True, pad_crop=10, erasing=0.5)))
@@ -175,29 +196,12 @@ class IVT(RetrievalMethod):
                       f"CLIP ViT '{self.encoder_presets['vision']}' (QuickGELU image FFNs, CLIP's ln_pre, "
                       "no patch-embedding bias)"),
         ]
-        spec = self.image_spec
-        if tuple(spec.mean) != (0.5, 0.5, 0.5) or tuple(spec.std) != (0.5, 0.5, 0.5):
-            out.append(Deviation("image-stats", "normalisation mean = std = 0.5 (configs/*/vit_base_uvt_bert.yml)",
-                                 f"mean {list(spec.mean)}, std {list(spec.std)}",
-                                 "method.image_mean, method.image_std"))
+        out += deviations_from(self, IMAGE_SETTINGS)
         if "word" in self.levels:
             out.append(Deviation("word-view", "CUHK-PEDES: random attribute phrases from cuhk_pedes_att.json "
                                               "(datasets/bases.py:188-193; not public any more)",
                                  "the ICFG/RSTPReid comma-chunk rule (bases.py:239-247) on every dataset"))
-        if self.levels != LEVELS:
-            out.append(Deviation("levels", "word, phrase and sentence texts against 3 image views "
-                                           "(processor.py:114-123)",
-                                 f"levels {list(self.levels)}", "method.levels"))
-        if self.bmm_ratio != 0.2:
-            out.append(Deviation("bmm-ratio", "BMM drops up to 20% of the tokens (vit_vl.py:995-1003, percent=0.2)",
-                                 f"bmm_ratio {self.bmm_ratio}", "method.bmm_ratio"))
-        if self.cmpm_target_norm != "l2":
-            out.append(Deviation("cmpm-target", "CMPM targets y / ||y||_2 (loss/cmps_loss.py:48)",
-                                 f"targets normalised by {self.cmpm_target_norm}", "method.cmpm_target_norm"))
-        if self.drop_path != 0.1:
-            out.append(Deviation("drop-path", "stochastic depth rising to 0.1 (config/defaults.py:61, vit_vl.py:945)",
-                                 f"rising to {self.drop_path}", "method.drop_path"))
-        return out
+        return out + deviations_from(self, TRAINING_SETTINGS)
 
     # ------------------------------------------------------------------ training
     def level_texts(self, captions: list[str], g: torch.Generator | None = None) -> list[str]:

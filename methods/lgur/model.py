@@ -11,13 +11,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.plugin import Deviation, ImageSpec, RetrievalMethod
+from harness.plugin import Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, deviations_from
 from harness.errors import ConfigError
 from harness.registry import build_encoder
 
 from .modules import RANK_TEXT_ANCHORS, BiLSTMHead, CrossAttentionDecoder, semi_hard_ranking_loss
 
 IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+RELEASED_SETTINGS = (  # the switchable differences from ZhiyinShao-H/LGUR@c203cc7
+    ReleasedSetting("image-stats", lambda m: (list(m.image_spec.mean), list(m.image_spec.std)),
+                    (list(IMAGENET["mean"]), list(IMAGENET["std"])), "ImageNet mean/std (data/dataloader.py:26, 42)",
+                    "mean {v[0]}, std {v[1]}", "method.image_mean, method.image_std"),
+    ReleasedSetting("rank-text-anchor", lambda m: m.rank_text_anchor, "released",
+                    "text-anchor negatives picked on S^T, hinge taken on S[anchor, negative] "
+                    "(loss/RankingLoss.py:64-74)",
+                    "true text anchors: hinge on S^T[anchor, negative]", "method.rank_text_anchor"),
+    ReleasedSetting("margin", lambda m: m.margin, 0.3,
+                    "ranking margin 0.3 (train_mydecoder_pixelvit_txtimg_3_bert.py:79)", "margin {v}", "method.margin"),
+    ReleasedSetting("text-encoder", lambda m: (m.freeze_text, m.text_dropout_in_train), (True, True),
+                    "frozen BERT, dropout active in training (model/text_feature_extract.py:70-79)",
+                    "freeze_text={v[0]}, text_dropout_in_train={v[1]}",
+                    "method.freeze_text, method.text_dropout_in_train"),
+    ReleasedSetting("last-block", lambda m: m.drop_last_block, True,
+                    "image tokens after all blocks but the last (vit_pytorch.py:394, local_feature=True)",
+                    "image tokens after every block", "method.drop_last_block"),
+)
 
 
 class LGUR(RetrievalMethod):
@@ -67,10 +85,11 @@ class LGUR(RetrievalMethod):
             raise ValueError(f"rank_text_anchor must be one of {RANK_TEXT_ANCHORS}, got {rank_text_anchor!r}")
         clip = build_encoder(vision, "clip")
         # the vision tower's parts only (the CLIP text tower is not used)
-        self.patch_embed, self.cls_token = clip.patch_embedding, clip.vision_class_token
-        self.pos_embed, self.ln_pre, self.blocks = clip.vision_positions, clip.vision_pre_norm, clip.vision_blocks
+        tower = clip.vision_tower()
+        self.patch_embed, self.cls_token = tower.patch_embed, tower.class_token
+        self.pos_embed, self.ln_pre, self.blocks = tower.positions, tower.pre_norm, tower.blocks
         self.image_size, self.drop_last_block = clip.image_size, drop_last_block
-        width = clip.vision_width
+        width = tower.width
         self.visual_proj = nn.Linear(width, dim) if width != dim else nn.Identity()
         self.text_encoder = build_encoder(text, "bert")
         self.freeze_text, self.text_dropout_in_train = freeze_text, text_dropout_in_train
@@ -163,28 +182,7 @@ class LGUR(RetrievalMethod):
                                      "(model/model.py:156-162, local_feature=True)",
                          f"CLIP ViT '{self.presets['vision']}' + Linear to {self.prototypes.shape[1]}, CLIP's ln_pre, "
                          "no drop-path")]
-        spec = self.image_spec
-        if tuple(spec.mean) != IMAGENET["mean"] or tuple(spec.std) != IMAGENET["std"]:
-            out.append(Deviation("image-stats", "ImageNet mean/std (data/dataloader.py:26, 42)",
-                                 f"mean {list(spec.mean)}, std {list(spec.std)}",
-                                 "method.image_mean, method.image_std"))
-        if self.rank_text_anchor != "released":
-            out.append(Deviation("rank-text-anchor", "text-anchor negatives picked on S^T, hinge taken on "
-                                                     "S[anchor, negative] (loss/RankingLoss.py:64-74)",
-                                 "true text anchors: hinge on S^T[anchor, negative]", "method.rank_text_anchor"))
-        if self.margin != 0.3:
-            out.append(Deviation("margin", "ranking margin 0.3 (train_mydecoder_pixelvit_txtimg_3_bert.py:79)",
-                                 f"margin {self.margin}", "method.margin"))
-        if not self.freeze_text or not self.text_dropout_in_train:
-            out.append(Deviation("text-encoder", "frozen BERT, dropout active in training "
-                                                 "(model/text_feature_extract.py:70-79)",
-                                 f"freeze_text={self.freeze_text}, text_dropout_in_train={self.text_dropout_in_train}",
-                                 "method.freeze_text, method.text_dropout_in_train"))
-        if not self.drop_last_block:
-            out.append(Deviation("last-block", "image tokens after all blocks but the last "
-                                                "(vit_pytorch.py:394, local_feature=True)",
-                                 "image tokens after every block", "method.drop_last_block"))
-        return out
+        return out + deviations_from(self, RELEASED_SETTINGS)
 
     # ------------------------------------------------------------------ training
     def id_loss(self, a, b, pids):
