@@ -57,6 +57,12 @@ from harness.registry import build_encoder
 
 
 class {cls}(CLIPDualEncoder, RetrievalMethod):
+    """Args (the ``method`` config section; document every new one here):
+        num_classes: training identities, given by the harness (for an ID loss).
+        encoder: the shared CLIP encoder's config (preset, image_size, context_length, checkpoint).
+        temperature: InfoNCE temperature.
+    """
+
     def __init__(self, num_classes: int = 0, encoder: dict | None = None, temperature: float = 0.02, **kwargs):
         super().__init__(num_classes=num_classes, **kwargs)  # unknown config keys raise a clear error
         self.encoder = build_encoder(encoder, "clip")  # the shared open_clip encoder

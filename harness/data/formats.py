@@ -206,7 +206,16 @@ def _positive_int(name: str, key: str, value, ceiling: int | None = None) -> int
 
 
 class AnnotationDataset:
-    """Base for a dataset stored as one JSON annotation list plus an image folder."""
+    """Base for a dataset stored as one JSON annotation list plus an image folder.
+
+    Args (the ``dataset`` config section):
+        root: the dataset folder (``--data-root``); ``<root>/<default_subdir>`` is accepted too.
+        annotation_file: the annotation JSON, relative to the root or absolute (default: the format's names).
+        image_dir: the image folder relative to the root (default: the format's, e.g. ``imgs``).
+        check_counts: refuse a file whose split counts differ from the published ones.
+        max_caption_chars, max_caption_words: captions are cut to these bounds before tokenisation.
+        max_image_pixels: images above this many pixels are refused (decompression-bomb guard).
+    """
 
     name = "base"
     annotation_names: tuple[str, ...] = ()

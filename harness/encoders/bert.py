@@ -86,7 +86,14 @@ TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, interme
 
 
 class BertEncoder(nn.Module):
-    """``tokenize(captions)`` -> dict of tensors; ``forward(ids, mask)`` -> last hidden states [B, L, H]."""
+    """``tokenize(captions)`` -> dict of tensors; ``forward(ids, mask)`` -> last hidden states [B, L, H].
+
+    Args:
+        path: a local Hugging Face BERT folder (config.json, weights, vocab); overrides ``preset``.
+        preset: "tiny" (random, built-in vocabulary) or "base" (bert-base shape, random weights).
+        max_length: token cap, [CLS]/[SEP] included.
+        vocab_file: a WordPiece vocab for the random presets (default: the built-in one).
+    """
 
     def __init__(self, path: str | None = None, preset: str = "tiny", max_length: int = 100,
                  vocab_file: str | None = None):

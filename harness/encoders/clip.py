@@ -71,7 +71,16 @@ class VisionTower(NamedTuple):
 
 
 class CLIPEncoder(nn.Module):
-    """Wraps an open_clip ``CLIP`` and exposes token-level encoders plus its tokenizer."""
+    """Wraps an open_clip ``CLIP`` and exposes token-level encoders plus its tokenizer.
+
+    Args:
+        preset: "ViT-B-16" (OpenAI's shape) or "tiny" (for tests and the built-in data).
+        image_size: (height, width) of the input images; the position table follows it.
+        context_length: text tokens, EOT included (77 as released).
+        checkpoint: a local OpenAI/open_clip state dict; None for random weights, "random" to ask for them
+            explicitly where a real dataset would otherwise refuse them.
+        quick_gelu: override the preset's activation (False for GELU checkpoints such as LAION's).
+    """
 
     def __init__(self, preset: str = "tiny", image_size=(384, 128), context_length: int = 77,
                  checkpoint: str | None = None, quick_gelu: bool | None = None):

@@ -131,7 +131,12 @@ def _split_params(params: dict) -> tuple[dict, dict]:
 
 @DATASETS.register_module(name="synth")
 class SynthPEDES(CUHKPEDES):
-    """Built-in dataset: generated on first use, then read through the CUHK-PEDES loader."""
+    """Built-in dataset: generated on first use, then read through the CUHK-PEDES loader.
+
+    Args: ``root`` (a cache folder; default ``$TIPR_CACHE`` or ``~/.cache/tipr``), the generator's parameters
+    (``DEFAULTS``: seed, identities per split, images per identity, captions per image, image size) and the
+    loader's settings (``AnnotationDataset``).
+    """
 
     name = "synth"
     generated = True  # built-in procedural data: random-init encoders are expected
@@ -144,7 +149,8 @@ class SynthPEDES(CUHKPEDES):
 
 @DATASETS.register_module(name="synth3c")
 class Synth3C(UFine3C):
-    """Built-in cross-domain evaluation set, read through the UFine3C loader."""
+    """Built-in cross-domain evaluation set, read through the UFine3C loader (its ``xdomain_ids`` identities
+    are rendered in two domains). Args as ``SynthPEDES``."""
 
     name = "synth3c"
     generated = True
