@@ -44,6 +44,20 @@ def test_cross_modal_transformer_uses_quickgelu_and_the_record_lists_deviations(
     assert next(d for d in devs if d["id"] == "random-init")["switch"] == "method.encoder.checkpoint"
 
 
+def test_loss_weights_scale_the_named_terms_and_unknown_names_are_refused():
+    def losses(**weights):
+        torch.manual_seed(0)
+        return FMFA(num_classes=4, encoder=TINY, losses=("asdm", "id"), loss_weights=weights).loss(_batch())
+
+    plain, weighted = losses(), losses(id=0.5, asdm=2.0)
+    assert torch.allclose(weighted["id_loss"], 0.5 * plain["id_loss"])
+    assert torch.allclose(weighted["sdm_loss"], 2.0 * plain["sdm_loss"])
+    with pytest.raises(ValueError, match="not on: \\['mlm'\\]"):
+        FMFA(num_classes=4, encoder=TINY, losses=("asdm", "id"), loss_weights=dict(mlm=0.5))
+    with pytest.raises(ConfigError, match="method.loss_weights.id_loss: no such loss"):
+        FMFA.validate_config(dict(losses=["asdm", "id"], loss_weights=dict(id_loss=0.5)))
+
+
 def test_asdm_code_weights_lie_in_1_to_1_2_and_paper_weights_up_to_alpha_plus_1():
     g = torch.Generator().manual_seed(0)
     i, t = torch.randn(16, 8, generator=g), torch.randn(16, 8, generator=g)

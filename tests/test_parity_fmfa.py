@@ -233,7 +233,7 @@ def test_paper_configs_carry_the_papers_settings(name, dataset, margins, alpha, 
     cfg = load_config(config=f"methods/fmfa/configs/{name}.py")
     assert cfg.dataset.type == dataset and cfg.dataset.root  # the dataset's defaults are merged underneath
     m = cfg.method
-    assert (m.mode, m.asdm_mode, tuple(m.efa_margins), m.asdm_alpha) == ("paper", "paper", margins, alpha)
+    assert (m.asdm_mode, tuple(m.efa_margins), m.asdm_alpha) == ("paper", margins, alpha)
     assert cfg.train.epochs == epochs and cfg.optim_wrapper.optimizer.lr == 1e-5
     kwargs = {k: v for k, v in m.to_dict().items() if k != "type"}
     model = FMFA(num_classes=4, **dict(kwargs, encoder=TINY))

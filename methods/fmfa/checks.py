@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from harness.config_schema import check_bool, check_choice, check_float, check_int
 from harness.errors import ConfigError
 
-MODES = ("official_code", "paper")
 LOSSES = ("sdm", "asdm", "id", "mlm", "efa", "itc")
 
 
@@ -41,8 +40,6 @@ def check_values(cfg: Mapping) -> None:
         check_choice("method.asdm_mode", cfg["asdm_mode"], ("code", "paper"))
     if "asdm_alpha" in cfg:
         check_float("method.asdm_alpha", cfg["asdm_alpha"], 0.0)
-    if "mode" in cfg:
-        check_choice("method.mode", cfg["mode"], MODES)
     if "cmt_depth" in cfg:
         check_int("method.cmt_depth", cfg["cmt_depth"], 1)
     for key in ("efa_row_normalise", "efa_mask_padding", "mlm_contaminates_global"):
@@ -53,4 +50,6 @@ def check_values(cfg: Mapping) -> None:
         if not isinstance(weights, Mapping):
             raise ConfigError(f"method.loss_weights must be a dict of loss name to weight, got {_show(weights)}")
         for k, w in weights.items():
+            if k not in losses:
+                raise ConfigError(f"method.loss_weights.{k}: no such loss in method.losses {list(losses)}")
             check_float(f"method.loss_weights.{k}", w, 0.0)

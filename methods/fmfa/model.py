@@ -15,22 +15,36 @@ from harness.plugin import Deviation, ImageSpec, RetrievalMethod
 from harness.registry import build_encoder
 
 from . import losses as L
-from .checks import MODES, check_margins, check_values
+from .checks import check_margins, check_values
 from .deviations import fmfa_deviations
 
 
 
 class FMFA(CLIPDualEncoder, RetrievalMethod):
-    """Fine-grained alignment (FMFA, arXiv 2509.13754) as a harness plugin."""
+    """Fine-grained alignment (FMFA, arXiv 2509.13754) as a harness plugin.
+
+    Args:
+        num_classes: training identities, for the ID classifier (needed when "id" is in ``losses``).
+        encoder: the shared CLIP encoder's config (``type="clip"``, preset, image_size, context_length,
+            checkpoint).
+        losses: terms summed in training, from "itc", "sdm", "asdm", "id", "mlm" (IRR through the cross-modal
+            encoder) and "efa"; released: asdm, id, mlm, efa.
+        temperature: fixed softmax temperature of ITC/SDM (0.02; the logit scale is its inverse, not learnt).
+        asdm_mode, asdm_alpha: A-SDM weight as in the released code ("code", 0.1) or the paper ("paper", 10).
+        efa_margins: EFA margins (text<->E, patches<->E); None only without "efa" (``configs/paper.py``).
+        efa_row_normalise: L2-normalise the pooled EFA similarity rows (released).
+        efa_mask_padding: keep padding tokens out of EFA (released: they enter it).
+        cmt_depth: layers of the cross-modal transformer behind IRR (4).
+        mlm_contaminates_global: the global text feature is taken from the masked caption (released quirk).
+        loss_weights: per-term multipliers keyed by names in ``losses`` (default 1 each).
+    """
 
     def __init__(self, num_classes: int = 0, encoder: dict | None = None, losses=("asdm", "id", "mlm", "efa"),
                  temperature: float = 0.02, asdm_mode: str = "code", asdm_alpha: float = 0.1,
                  efa_margins=(0.1, 0.9), efa_row_normalise: bool = True, efa_mask_padding: bool = False,
-                 cmt_depth: int = 4, mlm_contaminates_global: bool = True, mode: str = "official_code",
-                 loss_weights: dict | None = None, **kwargs):
+                 cmt_depth: int = 4, mlm_contaminates_global: bool = True, loss_weights: dict | None = None,
+                 **kwargs):
         super().__init__(num_classes=num_classes, **kwargs)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         unknown = set(losses) - {"sdm", "asdm", "id", "mlm", "efa", "itc"}
         if unknown:
             raise ValueError(f"unknown FMFA loss names {sorted(unknown)}")
@@ -44,8 +58,11 @@ class FMFA(CLIPDualEncoder, RetrievalMethod):
         self.efa_row_normalise = efa_row_normalise
         self.efa_mask_padding = efa_mask_padding
         self.mlm_contaminates_global = mlm_contaminates_global
-        self.mode, self.cmt_depth = mode, cmt_depth
+        self.cmt_depth = cmt_depth
         self.loss_weights = dict(loss_weights or {})
+        unweighted = set(self.loss_weights) - set(self.losses)
+        if unweighted:
+            raise ValueError(f"loss_weights names losses that are not on: {sorted(unweighted)}")
         if "id" in self.losses:
             if num_classes <= 0:
                 raise ValueError("the ID loss needs num_classes > 0")
@@ -91,7 +108,7 @@ class FMFA(CLIPDualEncoder, RetrievalMethod):
                          erasing_area=(0.02, 0.4), erasing_ratio=(0.3, 3.3))
 
     def describe(self):
-        return dict(mode=self.mode, asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha,
+        return dict(asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha,
                     efa_margins=list(self.efa_margins) if self.efa_margins else None,
                     efa_row_normalise=self.efa_row_normalise, mlm_contaminates_global=self.mlm_contaminates_global,
                     losses=list(self.losses), temperature=1.0 / self.logit_scale, encoder=self.encoder.preset)
@@ -135,7 +152,7 @@ class FMFA(CLIPDualEncoder, RetrievalMethod):
             m_t, m_v = self.efa_margins
             out["efa_loss"] = (L.efa_contrast(txt_tokens, e, m_t, row_normalise=self.efa_row_normalise, x_mask=mask)
                                + L.efa_contrast(patches, e, m_v, row_normalise=self.efa_row_normalise))
-        for k, w in self.loss_weights.items():
-            if k in out:
-                out[k] = out[k] * w
+        for name, w in self.loss_weights.items():
+            key = "sdm_loss" if name == "asdm" else f"{name}_loss"
+            out[key] = out[key] * w
         return out

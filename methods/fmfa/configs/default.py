@@ -1,9 +1,8 @@
-# FMFA, "official_code" mode (released FMFA code defaults; see methods/fmfa/README.md).
+# FMFA as released (yinhao1102/FMFA@d0a3403 defaults; see methods/fmfa/README.md).
 _base_ = ["../../../harness/configs/runtime.py"]
 
 method = dict(
     type="fmfa",
-    mode="official_code",
     encoder=dict(type="clip", preset="ViT-B-16", image_size=(384, 128), context_length=77, checkpoint=None),
     losses=["asdm", "id", "mlm", "efa"],
     temperature=0.02,

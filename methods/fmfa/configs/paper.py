@@ -4,5 +4,5 @@
 _base_ = ["./default.py"]
 
 # efa_margins=None: this file alone (or with --dataset) is refused until the margins are set
-method = dict(mode="paper", asdm_mode="paper", asdm_alpha=10.0, efa_margins=None, efa_row_normalise=False)
+method = dict(asdm_mode="paper", asdm_alpha=10.0, efa_margins=None, efa_row_normalise=False)
 optim_wrapper = dict(optimizer=dict(lr=1e-5))
