@@ -72,6 +72,9 @@ class IVT(RetrievalMethod):
         bmm_ratio: BMM drops up to this fraction of the tokens per step (0 disables it).
         cmpm_target_norm: "l2" as released, "l1" for the CMPM paper's distribution.
         drop_path: stochastic depth of the last block (rising linearly from 0).
+        image_mean, image_std: input normalisation (released: 0.5 / 0.5; CLIP's by default, see deviations).
+        augment: train-time image augmentation (``ImageSpec`` keys flip, pad_crop, erasing).
+        num_classes: given to every method by the harness; IVT has no ID head.
     """
 
     @classmethod

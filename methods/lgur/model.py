@@ -50,6 +50,9 @@ class LGUR(RetrievalMethod):
         rank_text_anchor: "released" (the released indexing, see ``modules.ranking_loss``) or "corrected".
         drop_last_block: run all ViT blocks but the last (released ``local_feature=True``).
         freeze_text, text_dropout_in_train: frozen BERT whose dropout stays on in training (released).
+        image_mean, image_std: input normalisation (released: ImageNet's; CLIP's by default, see deviations).
+        augment: train-time image augmentation (``ImageSpec`` keys flip, pad_crop, erasing).
+        num_classes: training identities, for the per-prototype ID heads (given by the harness).
     """
 
     @classmethod
