@@ -16,9 +16,9 @@ import sys
 
 import pytest
 
-from harness.errors import TrainingDivergedError
 import torch
 from mmengine.optim import build_optim_wrapper
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode, return_and_correct_aliasing
 
 from harness.config import load_config, to_plain
@@ -91,6 +91,8 @@ def _aliases(func) -> bool:
 
 def _run(func, args, kwargs):
     flat = _tensors((args, kwargs), [])
+    if any(t.is_meta and not isinstance(t, OnDevice) for t in flat):
+        raise AssertionError(f"{func}: a tensor without data reached an op; the double missed where it was made")
     on_dev = [t for t in flat if isinstance(t, OnDevice)]
     on_cpu = [t for t in flat if not isinstance(t, OnDevice) and t.dim() > 0]
     if on_dev and on_cpu and func not in CROSS_DEVICE_OK:
@@ -114,9 +116,36 @@ def _run(func, args, kwargs):
     return return_and_correct_aliasing(func, args, kwargs, out) if _aliases(func) else out
 
 
-class FakeDevice(TorchDispatchMode):
+class _FakeDispatch(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         return _run(func, args, kwargs or {})
+
+
+class _FakeTensorFactories(TorchFunctionMode):
+    """``torch.tensor(data, device=...)`` and ``torch.as_tensor`` do not copy their data through an aten op
+    on a meta device (they return an empty meta tensor), so they are routed through ``.to`` here, as the
+    copy to a GPU would go."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        device = kwargs.get("device")
+        if func in (torch.tensor, torch.as_tensor) and device is not None and torch.device(device) == FAKE:
+            return func(*args, **dict(kwargs, device="cpu")).to(FAKE)
+        return func(*args, **kwargs)
+
+
+class FakeDevice:
+    """Both halves of the double: tensor factories that take data, and every aten op."""
+
+    def __enter__(self):
+        self._modes = [_FakeTensorFactories(), _FakeDispatch()]
+        for m in self._modes:
+            m.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        for m in reversed(self._modes):
+            m.__exit__(*exc)
 
 
 def _cpu_copy(t):
@@ -135,6 +164,9 @@ def test_the_double_catches_a_tensor_left_on_the_cpu():
         assert (lin.bias + torch.tensor(2.0)).device == FAKE  # CPU scalars are fine, as on CUDA
         with pytest.raises(DeviceMismatch, match="CPU generator"):
             torch.rand(3, device=FAKE, generator=torch.Generator())
+        made = torch.tensor([1, 2, 3], device=FAKE)  # data copied, as to a GPU (not an empty meta tensor)
+        assert made.device == FAKE and made.inner.tolist() == [1, 2, 3]
+        assert torch.as_tensor([4.0], device=FAKE).inner.tolist() == [4.0]
 
 
 # ------------------------------------------------------------------------------------------- methods
@@ -186,15 +218,7 @@ def _check_on_device(method, cfg, splits):
     assert 0 <= metrics["R1"] <= metrics["R10"] <= 100
 
 
-FLAKY_UNDER_DOUBLE = pytest.mark.xfail(
-    strict=False, raises=(ValueError, TrainingDivergedError),
-    reason="under the dispatch double, LGUR now and then computes a non-finite loss or NaN features (about 1 run "
-           "in 6; the double's handling of aten.lstm.data with CPU batch sizes is the suspect: real LGUR trains and "
-           "encodes finitely in its own tests); it fails on values, never on a device check")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=FLAKY_UNDER_DOUBLE) if n == "lgur" else n
-                                  for n in sorted(METHOD_OPTS)])
+@pytest.mark.parametrize("name", sorted(METHOD_OPTS))
 def test_method_trains_and_evaluates_on_the_device(name, tiny_splits):
     cfg = load_config(name, "synth", options=dict(dataset=TINY_DATA, cross_domain=[], method=METHOD_OPTS[name]))
     torch.manual_seed(0)
