@@ -122,6 +122,16 @@ def comparison_cells(comp: pd.DataFrame) -> list[list]:
             for r in comp.itertuples()]
 
 
+def shown_path(path) -> str:
+    """``path`` relative to the working folder when it lies inside it, so that the command written into a
+    committed leaderboard is the one that rebuilds it from a checkout anywhere."""
+    p = Path(path).expanduser().resolve()
+    try:
+        return str(p.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def build_leaderboards(results_dir="results", out="leaderboards", resamples: int = 10000, alpha: float = 0.05):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,8 +145,11 @@ def build_leaderboards(results_dir="results", out="leaderboards", resamples: int
     cross = [row for key, rows in ordered if key[0] != key[1] for row in rows]
     used += sum(len(r.records) for r in cross)
     skipped_note = "; ".join(f"{n} {why}" for why, n in sorted(skipped.items()))
+    command = (f"harness leaderboard --results-dir {shown_path(results_dir)}"
+               + (f" --resamples {resamples}" if resamples != 10000 else "")
+               + (f" --alpha {alpha}" if alpha != 0.05 else ""))
     md = ["# Leaderboards", "",
-          f"Built by `harness leaderboard --results-dir {results_dir}`: {len(stored)} stored records, {used} used "
+          f"Built by `{command}`: {len(stored)} stored records, {used} used "
           f"(the newest per seed of each row){'; not ranked: ' + skipped_note if skipped_note else ''}.", "",
           "A row is one method × config variant (named by its difference from the method's default config) × "
           "encoder weights; a table holds only rows evaluated on the same queries of the same data (dataset "
