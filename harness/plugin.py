@@ -176,7 +176,9 @@ class RetrievalMethod(nn.Module):
             for base in cls.__mro__[1:]:
                 if base is RetrievalMethod:
                     break
-                own |= {n for n in inspect.signature(base.__init__).parameters if n not in ("self", "kwargs")}
+                if "__init__" in vars(base):  # a mixin without a constructor of its own adds no keyword
+                    own |= {n for n, p in inspect.signature(base.__init__).parameters.items()
+                            if n not in ("self", "num_classes") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
         bad = sorted(set(cfg) - own - {"type"})
         if bad:
             raise ConfigError(f"unknown config key(s) {', '.join('method.' + b for b in bad)} for method "

@@ -29,6 +29,9 @@ RUN = ["run", "--method", "fmfa", "--dataset", "synth"]
     (["dataset.bogus=1"], "unknown config key(s) dataset.bogus for dataset 'synth'"),
     (["train.sampler={'type': 'random', 'num_instances': 4}"], "only read by the 'identity' sampler"),
     (["param_scheduler=[dict(type='Nope')]"], "param_scheduler"),
+    (["method.mode=paper"], "unknown config key(s) method.mode"),  # a label nothing read; removed
+    (["method.args=1"], "unknown config key(s) method.args"),  # not a keyword of a constructor-less mixin
+    (["method.loss_weights.id_loss=0.5"], "method.loss_weights.id_loss: no such loss"),
 ])
 def test_bad_config_values_are_refused_up_front(options, message, capsys, tmp_path):
     assert main(RUN + ["--results-dir", str(tmp_path / "res"), "--work-dir", str(tmp_path / "wd"),
