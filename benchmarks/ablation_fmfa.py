@@ -1,4 +1,5 @@
-"""FMFA ablation on the built-in synth dataset: with and without EFA, A-SDM code vs paper weights.
+"""FMFA ablation on the built-in synth dataset: with and without EFA, A-SDM code vs paper weights (with the
+gradient through the paper weight, as the code has it, and with the weight detached).
 
 Every run goes through ``harness run`` into one results store, then ``harness leaderboard`` builds the
 tables: one row per config variant (named by its config diff), mean ± std over seeds, and the paired
@@ -19,6 +20,8 @@ VARIANTS = {  # name -> --cfg-options on top of methods/fmfa/configs/synth.py
     "released: A-SDM code + EFA": [],
     "no EFA": ['method.losses=["itc","asdm","id","mlm"]'],
     "A-SDM paper (alpha 10) + EFA": ["method.asdm_mode=paper", "method.asdm_alpha=10.0"],
+    "A-SDM paper (alpha 10), weight detached + EFA": ["method.asdm_mode=paper", "method.asdm_alpha=10.0",
+                                                      "method.asdm_detach_weight=True"],
 }
 
 

@@ -28,8 +28,9 @@ TWO_TOWERS = dict(vision=TINY_CLIP, text=dict(type="bert", preset="tiny", max_le
 # every switchable deviation of each method switched on (values away from the released ones)
 AWAY_FROM_RELEASED = {
     FMFA: dict(num_classes=4, encoder=dict(TINY_CLIP, context_length=16), losses=("itc", "asdm", "id", "mlm", "efa"),
-               asdm_alpha=0.3, efa_margins=(0.2, 1.0), efa_row_normalise=False, efa_mask_padding=True,
-               mlm_contaminates_global=False, cmt_depth=1, temperature=0.05, loss_weights=dict(id=0.5)),
+               asdm_alpha=0.3, asdm_detach_weight=True, efa_margins=(0.2, 1.0), efa_row_normalise=False,
+               efa_mask_padding=True, mlm_contaminates_global=False, cmt_depth=1, temperature=0.05,
+               loss_weights=dict(id=0.5)),
     IVT: dict(**TWO_TOWERS, stride=6, levels=("word", "sentence"), bmm_ratio=0.3, cmpm_target_norm="l1",
               drop_path=0.0, image_mean=(0.4,) * 3, image_std=(0.3,) * 3),
     LGUR: dict(num_classes=4, **TWO_TOWERS, dim=64, dict_size=20, part_dim=32, recon=dict(heads=2, dim_head=16,

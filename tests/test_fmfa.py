@@ -71,6 +71,24 @@ def test_asdm_code_weights_lie_in_1_to_1_2_and_paper_weights_up_to_alpha_plus_1(
     assert torch.isclose(L.sdm_loss(i, i, pids, 50.0, asdm="code"), L.sdm_loss(i, i, pids, 50.0, asdm="off"))
 
 
+def test_detached_asdm_weight_keeps_the_value_and_drops_the_weights_gradient():
+    g = torch.Generator().manual_seed(1)
+    i0, t = torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g)
+    pids = torch.arange(8) % 4
+    grads, values = [], []
+    for detach in (False, True):
+        i = i0.clone().requires_grad_(True)
+        loss = L.sdm_loss(i, t, pids, 50.0, asdm="paper", alpha=10.0, detach_weight=detach)
+        loss.backward()
+        values.append(loss.detach())
+        grads.append(i.grad)
+    plain = i0.clone().requires_grad_(True)
+    L.sdm_loss(plain, t, pids, 50.0, asdm="off").backward()
+    assert torch.equal(values[0], values[1])
+    assert not torch.allclose(grads[0], grads[1])  # the weight's own gradient is gone ...
+    assert not torch.allclose(grads[1], plain.grad)  # ... while the weighting of each row stays
+
+
 def test_mask_tokens_follows_irra_rule():
     ids = torch.tensor([[49406] + list(range(10, 30)) + [49407, 0, 0]] * 200)
     masked, labels = L.mask_tokens(ids, 49405, torch.Generator().manual_seed(0))

@@ -42,7 +42,7 @@ def check_values(cfg: Mapping) -> None:
         check_float("method.asdm_alpha", cfg["asdm_alpha"], 0.0)
     if "cmt_depth" in cfg:
         check_int("method.cmt_depth", cfg["cmt_depth"], 1)
-    for key in ("efa_row_normalise", "efa_mask_padding", "mlm_contaminates_global"):
+    for key in ("asdm_detach_weight", "efa_row_normalise", "efa_mask_padding", "mlm_contaminates_global"):
         if key in cfg:
             check_bool(f"method.{key}", cfg[key])
     weights = cfg.get("loss_weights")

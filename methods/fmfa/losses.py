@@ -10,13 +10,14 @@ import torch.nn.functional as F
 
 
 def sdm_loss(image_feats, text_feats, pids, logit_scale: float, epsilon: float = 1e-8,
-             asdm: str = "off", alpha: float = 0.1):
+             asdm: str = "off", alpha: float = 0.1, detach_weight: bool = False):
     """Similarity distribution matching, optionally with FMFA's adaptive weights.
 
     asdm='off'   : plain IRRA SDM.
     asdm='code'  : released FMFA code: w = 1 + alpha*(cos(pred) - cos(gt)) when top-1 != first in-batch
                    positive, on raw cosine, not detached (alpha hard-coded 0.1 there).
     asdm='paper' : FMFA paper: w = alpha*(max_k p_ik - p_ii) + 1 on softmax probabilities (alpha 10; 1 on RSTP).
+    detach_weight: stop the gradient through w (the released code lets it flow; the paper does not say).
     """
     labels = (pids[:, None] == pids[None, :]).float()
     q = labels / labels.sum(dim=1, keepdim=True)
@@ -40,7 +41,7 @@ def sdm_loss(image_feats, text_feats, pids, logit_scale: float, epsilon: float =
             w = alpha * (p.max(1).values - p.diagonal()) + 1
         else:
             raise ValueError(f"asdm must be off|code|paper, got {asdm!r}")
-        out = out + (w * kl).mean()
+        out = out + ((w.detach() if detach_weight else w) * kl).mean()
     return out
 
 

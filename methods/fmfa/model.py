@@ -31,6 +31,7 @@ class FMFA(CLIPDualEncoder, RetrievalMethod):
             encoder) and "efa"; released: asdm, id, mlm, efa.
         temperature: fixed softmax temperature of ITC/SDM (0.02; the logit scale is its inverse, not learnt).
         asdm_mode, asdm_alpha: A-SDM weight as in the released code ("code", 0.1) or the paper ("paper", 10).
+        asdm_detach_weight: stop the gradient through the A-SDM weight (released: it flows; the paper is silent).
         efa_margins: EFA margins (text<->E, patches<->E); None only without "efa" (``configs/paper.py``).
         efa_row_normalise: L2-normalise the pooled EFA similarity rows (released).
         efa_mask_padding: keep padding tokens out of EFA (released: they enter it).
@@ -41,6 +42,7 @@ class FMFA(CLIPDualEncoder, RetrievalMethod):
 
     def __init__(self, num_classes: int = 0, encoder: dict | None = None, losses=("asdm", "id", "mlm", "efa"),
                  temperature: float = 0.02, asdm_mode: str = "code", asdm_alpha: float = 0.1,
+                 asdm_detach_weight: bool = False,
                  efa_margins=(0.1, 0.9), efa_row_normalise: bool = True, efa_mask_padding: bool = False,
                  cmt_depth: int = 4, mlm_contaminates_global: bool = True, loss_weights: dict | None = None,
                  **kwargs):
@@ -53,7 +55,7 @@ class FMFA(CLIPDualEncoder, RetrievalMethod):
         d = self.encoder.embed_dim
         self.losses = tuple(losses)
         self.logit_scale = 1.0 / temperature  # fixed, not learnable (IRRA)
-        self.asdm_mode, self.asdm_alpha = asdm_mode, asdm_alpha
+        self.asdm_mode, self.asdm_alpha, self.asdm_detach_weight = asdm_mode, asdm_alpha, asdm_detach_weight
         self.efa_margins = tuple(efa_margins) if efa_margins is not None else None
         self.efa_row_normalise = efa_row_normalise
         self.efa_mask_padding = efa_mask_padding
@@ -108,7 +110,7 @@ class FMFA(CLIPDualEncoder, RetrievalMethod):
                          erasing_area=(0.02, 0.4), erasing_ratio=(0.3, 3.3))
 
     def describe(self):
-        return dict(asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha,
+        return dict(asdm_mode=self.asdm_mode, asdm_alpha=self.asdm_alpha, asdm_detach_weight=self.asdm_detach_weight,
                     efa_margins=list(self.efa_margins) if self.efa_margins else None,
                     efa_row_normalise=self.efa_row_normalise, mlm_contaminates_global=self.mlm_contaminates_global,
                     losses=list(self.losses), temperature=1.0 / self.logit_scale, encoder=self.encoder.preset)
@@ -139,7 +141,8 @@ class FMFA(CLIPDualEncoder, RetrievalMethod):
             out["itc_loss"] = L.itc_loss(i_feat, t_feat, self.logit_scale)
         if "sdm" in self.losses or "asdm" in self.losses:
             mode = self.asdm_mode if "asdm" in self.losses else "off"
-            out["sdm_loss"] = L.sdm_loss(i_feat, t_feat, pids, self.logit_scale, asdm=mode, alpha=self.asdm_alpha)
+            out["sdm_loss"] = L.sdm_loss(i_feat, t_feat, pids, self.logit_scale, asdm=mode, alpha=self.asdm_alpha,
+                                          detach_weight=self.asdm_detach_weight)
         if "id" in self.losses:
             out["id_loss"] = L.id_loss(self.classifier, i_feat, t_feat, pids)
         if "mlm" in self.losses:
