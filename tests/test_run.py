@@ -32,10 +32,22 @@ def _cfg(**extra):
     return load_config("fmfa", "synth", options=opts)
 
 
+def _commits_during_the_run():
+    """git_state() as a checkout would answer it if a commit landed while the job trained."""
+    calls = []
+
+    def state():
+        calls.append(1)
+        return dict(git_sha="sha-at-start" if len(calls) == 1 else "sha-committed-later", git_dirty=False)
+    return state
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
-    paths = run_job(_cfg(), work_dir=str(root / "wd"), results_dir=str(root / "results"), progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("harness.engine.run.git_state", _commits_during_the_run())
+        paths = run_job(_cfg(), work_dir=str(root / "wd"), results_dir=str(root / "results"), progress=False)
     return root, paths
 
 
@@ -43,6 +55,7 @@ def test_run_writes_one_record_per_evaluation_set(finished_run):
     root, paths = finished_run
     recs = {r["eval_dataset"]: r for r in ResultsStore(root / "results").records()}
     assert set(recs) == {"synth", "synth3c"}
+    assert {r["git_sha"] for r in recs.values()} == {"sha-at-start"}  # the code that ran, not a later commit
     r = recs["synth"]
     assert r["method"] == "fmfa" and r["seed"] == 0 and r["kind"] == "run"
     assert r["selection"] == dict(rule="last", selected_epoch=2, epochs=2)

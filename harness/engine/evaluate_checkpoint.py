@@ -14,7 +14,7 @@ from ..results import ResultsStore
 from . import checkpoint_compat  # noqa: F401
 from .precision import resolve_precision
 from .build import build_method, require_eval_split, require_images, resolve_dataset
-from .records import Provenance, evaluate_record, sha256_file, store_all
+from .records import Provenance, evaluate_record, git_state, sha256_file, store_all
 from .selection import BEST_META, BEST_WEIGHTS
 
 
@@ -29,6 +29,7 @@ def _checkpoint_epoch(ckpt: Path, state: dict) -> int | None:
 
 def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = None, split: str = "test",
                         results_dir: str | None = None) -> list[Path]:
+    code = git_state()
     ckpt = Path(checkpoint)
     if not ckpt.is_file():
         raise HarnessError(f"checkpoint not found: {ckpt}")
@@ -58,6 +59,6 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     prov = Provenance("eval", cfg, int(cfg.seed), meta["train_data"],
                       checkpoint=dict(path=str(ckpt), sha256=sha256_file(ckpt), epoch=epoch),
                       selection=dict(rule="given", selected_epoch=epoch),
-                      extra=dict(precision=resolve_precision(cfg.train.get("amp", "off")).describe()))
+                      extra=dict(precision=resolve_precision(cfg.train.get("amp", "off")).describe()), code=code)
     result = evaluate_record(method, splits, records, split, prov, cfg)
     return store_all(ResultsStore(results_dir or cfg.results_dir), [result])

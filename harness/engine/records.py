@@ -60,7 +60,8 @@ def dataset_fingerprint(splits: Splits, ev: EvalSet | None = None) -> dict:
 
 
 def git_state() -> dict:
-    """The commit of the harness source, when it runs from a git checkout (an installed wheel has none)."""
+    """The commit of the harness source, when it runs from a git checkout (an installed wheel has none).
+    Jobs read it when they start: the code that runs is the code loaded then, whatever is committed later."""
     if not (REPO_ROOT / ".git").exists():
         return dict(git_sha=None, git_dirty=None)
     try:
@@ -94,6 +95,7 @@ class Provenance:
     checkpoint: dict  # {path, sha256, epoch}
     selection: dict  # {rule, selected_epoch, ...}: what was carried out
     extra: dict = field(default_factory=dict)
+    code: dict = field(default_factory=lambda: dict(git_sha=None, git_dirty=None))  # git_state() at job start
 
     def base(self, method) -> dict:
         plain = to_plain(self.config)
@@ -103,7 +105,7 @@ class Provenance:
                     encoder_weights=weight_provenance(method),
                     train_dataset=self.train["dataset"], train_fingerprint=self.train["fingerprint"],
                     checkpoint=self.checkpoint, selection=self.selection, harness_version=__version__,
-                    **git_state(), data_notes=self.train["notes"], data_skipped=self.train["skipped"],
+                    **self.code, data_notes=self.train["notes"], data_skipped=self.train["skipped"],
                     train_data_stats=self.train.get("stats", {}), **self.extra)
 
 

@@ -10,7 +10,7 @@ from ..data.overlap import check_split_overlap
 from ..errors import ConfigError, HarnessError
 from ..results import ResultsStore
 from .build import is_generated, require_eval_split, require_images, resolve_dataset
-from .records import Provenance, evaluate_record, store_all, weight_provenance
+from .records import Provenance, evaluate_record, git_state, store_all, weight_provenance
 from .selection import hold_out_val
 from .train import seeded_method, train, work_dir_for
 
@@ -41,6 +41,7 @@ def prepare_splits(cfg, data_root: str | None = None):
 def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, results_dir: str | None = None,
             resume: bool = True, launcher: str = "none", progress: bool = True,
             log_level: str = "WARNING") -> list[Path]:
+    code = git_state()  # before anything runs: a commit made during a long run must not be credited with it
     splits = prepare_splits(cfg, data_root)
     cross = [resolve_dataset(xd) for xd in cfg.get("cross_domain", []) or []]
     for xs in cross:
@@ -57,6 +58,6 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
         return []
     prov = Provenance("run", cfg, int(cfg.seed), trained.train_data, trained.checkpoint, trained.selection,
                       extra=dict(work_dir=str(trained.work_dir), train_seconds=trained.train_seconds,
-                                 world_size=get_world_size(), precision=trained.precision))
+                                 world_size=get_world_size(), precision=trained.precision), code=code)
     results = [evaluate_record(trained.method, s, s.test, "test", prov, cfg, progress) for s in [splits, *cross]]
     return store_all(ResultsStore(results_dir or cfg.results_dir), results)
