@@ -10,6 +10,7 @@ from harness.cli import main
 from harness.config import load_config
 from harness.engine.records import sha256_file
 from harness.engine.run import run_job
+from harness.engine.train import record_code_state
 from harness.errors import TrainingDivergedError
 from harness.registry import METHODS
 from harness.results import ResultsStore
@@ -56,6 +57,7 @@ def test_run_writes_one_record_per_evaluation_set(finished_run):
     recs = {r["eval_dataset"]: r for r in ResultsStore(root / "results").records()}
     assert set(recs) == {"synth", "synth3c"}
     assert {r["git_sha"] for r in recs.values()} == {"sha-at-start"}  # the code that ran, not a later commit
+    assert [s["git_sha"] for s in recs["synth"]["code_history"]] == ["sha-at-start"]
     r = recs["synth"]
     assert r["method"] == "fmfa" and r["seed"] == 0 and r["kind"] == "run"
     assert r["selection"] == dict(rule="last", selected_epoch=2, epochs=2)
@@ -191,3 +193,13 @@ def test_fmfa_trains_on_an_icfg_layout_and_evaluates_on_ufine3c(tmp_path, datase
     assert code == 0
     x = [r for r in ResultsStore(tmp_path / "r").records() if r["eval_dataset"] == "ufine3c"]
     assert len(x) == 1 and x[0]["train_dataset"] == "icfg" and x[0]["per_source"]
+
+
+def test_a_resumed_run_names_the_code_of_every_start(tmp_path):
+    first, second = dict(git_sha="aaa", git_dirty=False), dict(git_sha="bbb", git_dirty=True)
+    assert record_code_state(tmp_path, first, resume=True) == [dict(first, resumed_from=None)]
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_3.pth"))
+    history = record_code_state(tmp_path, second, resume=True)  # resumed at epoch 3 after a commit
+    assert history == [dict(first, resumed_from=None), dict(second, resumed_from=str(tmp_path / "epoch_3.pth"))]
+    assert json.loads((tmp_path / "code_history.json").read_text()) == history
+    assert record_code_state(tmp_path, first, resume=False) == [dict(first, resumed_from=None)]  # from scratch

@@ -14,7 +14,7 @@ from ..results import ResultsStore
 from . import checkpoint_compat  # noqa: F401
 from .precision import resolve_precision
 from .build import build_method, require_eval_split, require_images, resolve_dataset
-from .records import Provenance, evaluate_record, git_state, sha256_file, store_all
+from .records import CODE_HISTORY, Provenance, evaluate_record, git_state, sha256_file, store_all
 from .selection import BEST_META, BEST_WEIGHTS
 
 
@@ -25,6 +25,12 @@ def _checkpoint_epoch(ckpt: Path, state: dict) -> int | None:
     if ckpt.name == BEST_WEIGHTS and meta.is_file():
         return int(json.loads(meta.read_text())["epoch"])
     return None
+
+
+def _code_history(run_dir: Path) -> list | None:
+    """The code that trained the checkpoint (``harness run`` keeps it in the run folder), when known."""
+    path = run_dir / CODE_HISTORY
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = None, split: str = "test",
@@ -59,6 +65,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     prov = Provenance("eval", cfg, int(cfg.seed), meta["train_data"],
                       checkpoint=dict(path=str(ckpt), sha256=sha256_file(ckpt), epoch=epoch),
                       selection=dict(rule="given", selected_epoch=epoch),
-                      extra=dict(precision=resolve_precision(cfg.train.get("amp", "off")).describe()), code=code)
+                      extra=dict(precision=resolve_precision(cfg.train.get("amp", "off")).describe(),
+                                 code_history=_code_history(ckpt.parent)), code=code)
     result = evaluate_record(method, splits, records, split, prov, cfg)
     return store_all(ResultsStore(results_dir or cfg.results_dir), [result])

@@ -59,6 +59,9 @@ def dataset_fingerprint(splits: Splits, ev: EvalSet | None = None) -> dict:
     return fp
 
 
+CODE_HISTORY = "code_history.json"  # in a run folder: the code of every start that trained its checkpoints
+
+
 def git_state() -> dict:
     """The commit of the harness source, when it runs from a git checkout (an installed wheel has none).
     Jobs read it when they start: the code that runs is the code loaded then, whatever is committed later."""

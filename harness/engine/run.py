@@ -53,11 +53,12 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
                           "the pretrained weights (e.g. --cfg-options method.encoder.checkpoint=/path/ViT-B-16.pt), or "
                           "set that key to 'random' to train from scratch on purpose")
     trained = train(cfg, splits, method, Path(work_dir) if work_dir else work_dir_for(cfg), resume=resume,
-                    launcher=launcher, progress=progress, log_level=log_level, data_root=data_root)
+                    launcher=launcher, progress=progress, log_level=log_level, data_root=data_root, code=code)
     if not is_main_process():
         return []
     prov = Provenance("run", cfg, int(cfg.seed), trained.train_data, trained.checkpoint, trained.selection,
                       extra=dict(work_dir=str(trained.work_dir), train_seconds=trained.train_seconds,
-                                 world_size=get_world_size(), precision=trained.precision), code=code)
+                                 world_size=get_world_size(), precision=trained.precision,
+                                 code_history=trained.code_history), code=code)
     results = [evaluate_record(trained.method, s, s.test, "test", prov, cfg, progress) for s in [splits, *cross]]
     return store_all(ResultsStore(results_dir or cfg.results_dir), results)

@@ -26,7 +26,7 @@ from .hooks import DatasetEpochHook, ProgressBarHook, RetrievalEvalHook
 from .loaders import eval_options, train_loader_options
 from .precision import resolve_precision
 from .model import HarnessModel
-from .records import sha256_file, train_data_facts
+from .records import CODE_HISTORY, sha256_file, train_data_facts
 from .selection import BEST_WEIGHTS, BestValHook
 from .viewers import visualizer_config
 
@@ -40,6 +40,7 @@ class Trained:
     precision: dict  # Precision.describe(): the training precision as carried out
     train_seconds: float
     train_data: dict  # train_data_facts() of the splits it was trained on
+    code_history: list  # the code of every start that trained these weights (see record_code_state)
 
 
 def work_dir_for(cfg) -> Path:
@@ -99,6 +100,24 @@ def _selection_hooks(cfg, splits: Splits) -> list:
     return []
 
 
+def record_code_state(work_dir: Path, code: dict, resume: bool) -> list[dict]:
+    """Append this start's code (``git_state()``) to the work dir's history and return the history.
+
+    A run resumed after a commit was trained by two versions of the code; its record names both. A start
+    that does not resume (no checkpoint, or ``resume=False``) trains from scratch and begins a new history.
+    """
+    last = work_dir / "last_checkpoint"
+    resumed_from = last.read_text().strip() if resume and last.is_file() else None
+    path = work_dir / CODE_HISTORY
+    history = json.loads(path.read_text()) if resumed_from and path.is_file() else []
+    history.append(dict(code, resumed_from=resumed_from))
+    if is_main_process():
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(history, indent=2))
+        tmp.replace(path)
+    return history
+
+
 def seeded_method(cfg, splits: Splits):
     """The configured method, its weights initialised under the run's seed (before the Runner exists)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -107,7 +126,8 @@ def seeded_method(cfg, splits: Splits):
 
 
 def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, launcher: str = "none",
-          progress: bool = True, log_level: str = "WARNING", data_root: str | None = None) -> Trained:
+          progress: bool = True, log_level: str = "WARNING", data_root: str | None = None,
+          code: dict | None = None) -> Trained:
     """Train ``method`` on ``splits.train``; returns the weights the records should report."""
     t0 = time.time()
     seed, tr = int(cfg.seed), cfg.train
@@ -119,6 +139,7 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
     (work_dir / "harness_config.json").write_text(json.dumps(dict(config=to_plain(cfg), num_classes=num_classes,
                                                                   data_root=data_root,
                                                                   train_data=train_data_facts(splits)), indent=2))
+    code_history = record_code_state(work_dir, code or dict(git_sha=None, git_dirty=None), resume)
     hooks = [DatasetEpochHook(), ProgressBarHook(enabled=progress and is_main_process())]
     hooks += _selection_hooks(cfg, splits)
     epochs = int(tr.epochs)
@@ -161,4 +182,4 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
         checkpoint = dict(path=str(last), sha256=sha256_file(last) if last.is_file() else None, epoch=epochs)
         selection = dict(rule="last", selected_epoch=epochs, epochs=epochs)
     return Trained(method, work_dir, checkpoint, selection, precision.describe(), round(time.time() - t0, 1),
-                   train_data_facts(splits))
+                   train_data_facts(splits), code_history)

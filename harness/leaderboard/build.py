@@ -82,7 +82,9 @@ class Table:
             recs = row.records
             w = row.first.get("encoder_weights", "random-init")
             weights = w if isinstance(w, str) else ", ".join(f"{Path(x['path']).name} ({x['sha256'][:8]})" for x in w)
-            shas = sorted({(r.get("git_sha") or "none")[:10] + ("+dirty" if r.get("git_dirty") else "") for r in recs})
+            states = [s for r in recs for s in [*(r.get("code_history") or []), r]]  # trained by, and scored by
+            shas = sorted({(s.get("git_sha") or "none")[:10] + ("+dirty" if s.get("git_dirty") else "")
+                           for s in states})
             sel = sorted({f"{r['selection']['rule']} (epoch {r['selection'].get('selected_epoch')})" for r in recs})
             out.append([row.label, row.config_hash, ", ".join(map(str, row.seeds)), weights, "; ".join(sel),
                         ", ".join(shas), ", ".join(sorted({r["kind"] for r in recs}))])
