@@ -21,11 +21,16 @@ from .registry import get_method_class
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_CONFIG = Path(__file__).resolve().parent / "configs" / "runtime.py"
 
+
+def _dataset_file(name: str) -> dict:
+    """Everything ``datasets/<name>.py`` sets (its ``dataset`` section, ``cross_domain``, ...); {} without one."""
+    dfile = dataset_config_dir() / f"{name}.py"
+    return _fromfile(dfile, implicit_base=False).to_dict() if dfile.is_file() else {}
+
+
 def dataset_defaults(name: str) -> dict:
     """The ``dataset`` section of ``datasets/<name>.py`` (``{"type": name}`` when there is no such file)."""
-    dfile = dataset_config_dir() / f"{name}.py"
-    ds = _fromfile(dfile, implicit_base=False).to_dict().get("dataset", {}) if dfile.is_file() else {}
-    return dict(ds, type=name)
+    return dict(_dataset_file(name).get("dataset", {}), type=name)
 
 
 def method_config_dir(method: str) -> Path:
@@ -64,8 +69,7 @@ def load_config(method: str | None = None, dataset: str | None = None, config: s
         mdir = method_config_dir(method)
         combo = mdir / f"{dataset}.py"
         chain = _fromfile(combo if combo.is_file() else mdir / "default.py")
-    dfile = dataset_config_dir() / f"{dataset}.py" if dataset else None
-    defaults = _fromfile(dfile, implicit_base=False).to_dict() if dfile and dfile.is_file() else {}
+    defaults = _dataset_file(dataset) if dataset else {}
     defaults.setdefault("dataset", dict(type=dataset) if dataset else {})
     # the method chain (a method x dataset file in particular) overrides the dataset defaults
     cfg = Config(defaults)
