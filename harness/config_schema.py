@@ -233,7 +233,7 @@ def check_encoder(key: str, cfg, encoder_cls, kind: str) -> None:
     for name, value in cfg.items():
         k = f"{key}.{name}"
         if name == "preset":
-            check_choice(k, value, tuple(presets) if presets else (value,)) if presets else check_str(k, value)
+            check_choice(k, value, tuple(presets)) if presets else check_str(k, value)
         elif name == "image_size":
             check_pair(k, value, 16)
         elif name in ("context_length", "max_length"):
@@ -253,6 +253,13 @@ def check_ints(section: str, cfg: Mapping, **lows) -> None:
     for name, lo in lows.items():
         if name in cfg:
             check_int(f"{section}.{name}", cfg[name], lo)
+
+
+def check_rgb(section: str, cfg: Mapping, *names) -> None:
+    """Per-channel statistics (e.g. ``image_mean``, ``image_std``): three numbers, R, G, B."""
+    for name in names:
+        if name in cfg and (not isinstance(cfg[name], (list, tuple)) or len(cfg[name]) != 3):
+            raise ConfigError(f"{section}.{name} must be three numbers (R, G, B), got {cfg[name]!r}")
 
 
 def check_bools(section: str, cfg: Mapping, *names) -> None:

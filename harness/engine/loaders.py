@@ -13,7 +13,7 @@ import os
 
 import torch
 
-from ..errors import ConfigError
+from ..config_schema import check_bool, check_workers
 
 AUTO_WORKERS_MAX = 8
 
@@ -21,29 +21,25 @@ AUTO_WORKERS_MAX = 8
 def resolve_workers(value, key: str) -> int:
     """A worker count, or "auto" resolved for this machine and the training processes on it (torchrun's
     LOCAL_WORLD_SIZE), leaving a core to each of them."""
-    if value == "auto":
+    if check_workers(key, value) == "auto":
         if not torch.cuda.is_available():
             return 0
         per_process = (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         return max(1, min(AUTO_WORKERS_MAX, per_process - 1))
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{key}={value!r}: use a number of worker processes >= 0, or 'auto'")
     return value
 
 
-def _flag(value, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}={value!r}: use True or False")
-    return value
+def _pinned(cfg) -> bool:
+    """``train.pin_memory``, which only exists with CUDA (training and evaluation share it)."""
+    return check_bool("train.pin_memory", cfg.train.get("pin_memory", False)) and torch.cuda.is_available()
 
 
 def train_loader_options(cfg) -> dict:
     """``num_workers``, ``pin_memory``, ``persistent_workers`` for the training DataLoader."""
     tr = cfg.train
     workers = resolve_workers(tr.get("num_workers", 0), "train.num_workers")
-    pin = _flag(tr.get("pin_memory", False), "train.pin_memory") and torch.cuda.is_available()
-    persistent = _flag(tr.get("persistent_workers", False), "train.persistent_workers") and workers > 0
-    return dict(num_workers=workers, pin_memory=pin, persistent_workers=persistent)
+    persistent = check_bool("train.persistent_workers", tr.get("persistent_workers", False)) and workers > 0
+    return dict(num_workers=workers, pin_memory=_pinned(cfg), persistent_workers=persistent)
 
 
 def eval_options(cfg) -> dict:
@@ -52,7 +48,6 @@ def eval_options(cfg) -> dict:
     from .precision import resolve_precision
 
     ev = cfg.eval
-    pin = _flag(cfg.train.get("pin_memory", False), "train.pin_memory") and torch.cuda.is_available()
     return dict(batch_size=int(ev.batch_size), chunk_size=int(ev.chunk_size),
                 num_workers=resolve_workers(ev.get("num_workers", 0), "eval.num_workers"),
-                pin_memory=pin, amp=resolve_precision(cfg.train.get("amp", "off")).amp)
+                pin_memory=_pinned(cfg), amp=resolve_precision(cfg.train.get("amp", "off")).amp)

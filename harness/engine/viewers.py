@@ -2,13 +2,13 @@
 benchmarks read it), plus TensorBoard event files when ``train.tensorboard=True``."""
 from __future__ import annotations
 
+from ..config_schema import check_bool
 from ..errors import ConfigError
 
 
 def visualizer_config(enabled) -> dict:
     """mmengine ``visualizer`` config for the Runner; ``enabled`` is ``train.tensorboard``."""
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"train.tensorboard={enabled!r}: use True or False")
+    check_bool("train.tensorboard", enabled)
     backends = [dict(type="LocalVisBackend")]
     if enabled:
         try:

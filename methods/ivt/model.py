@@ -81,7 +81,7 @@ class IVT(RetrievalMethod):
     def validate_config(cls, cfg: dict) -> None:
         """Types and ranges of IVT's own values, before any data is read (harness.config_schema)."""
         super().validate_config(cfg)
-        from harness.config_schema import check_choice, check_encoder, check_floats, check_int
+        from harness.config_schema import check_choice, check_encoder, check_floats, check_int, check_rgb
         from harness.encoders.bert import BertEncoder
         from harness.encoders.clip import CLIPEncoder
 
@@ -96,9 +96,7 @@ class IVT(RetrievalMethod):
                                                                                                  hi_open=True))
         if "cmpm_target_norm" in cfg:
             check_choice("method.cmpm_target_norm", cfg["cmpm_target_norm"], ("l1", "l2"))
-        for name in ("image_mean", "image_std"):
-            if name in cfg and (not isinstance(cfg[name], (list, tuple)) or len(cfg[name]) != 3):
-                raise ConfigError(f"method.{name} must be three numbers (R, G, B), got {cfg[name]!r}")
+        check_rgb("method", cfg, "image_mean", "image_std")
 
     def __init__(self, num_classes: int = 0, vision: dict | None = None, text: dict | None = None,
                  stride: int | None = 12, levels=LEVELS, bmm_ratio: float = 0.2, cmpm_target_norm: str = "l2",

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.plugin import Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, deviations_from
-from harness.errors import ConfigError
 from harness.registry import build_encoder
 
 from .modules import RANK_TEXT_ANCHORS, BiLSTMHead, CrossAttentionDecoder, semi_hard_ranking_loss
@@ -59,7 +58,8 @@ class LGUR(RetrievalMethod):
     def validate_config(cls, cfg: dict) -> None:
         """Types and ranges of LGUR's own values, before any data is read (harness.config_schema)."""
         super().validate_config(cfg)
-        from harness.config_schema import check_bools, check_choice, check_encoder, check_floats, check_ints
+        from harness.config_schema import (check_bools, check_choice, check_encoder, check_floats, check_ints,
+                                            check_rgb)
         from harness.encoders.bert import BertEncoder
         from harness.encoders.clip import CLIPEncoder
 
@@ -70,9 +70,7 @@ class LGUR(RetrievalMethod):
         if "rank_text_anchor" in cfg:
             check_choice("method.rank_text_anchor", cfg["rank_text_anchor"], RANK_TEXT_ANCHORS)
         check_bools("method", cfg, "drop_last_block", "freeze_text", "text_dropout_in_train")
-        for name in ("image_mean", "image_std"):
-            if name in cfg and (not isinstance(cfg[name], (list, tuple)) or len(cfg[name]) != 3):
-                raise ConfigError(f"method.{name} must be three numbers (R, G, B), got {cfg[name]!r}")
+        check_rgb("method", cfg, "image_mean", "image_std")
 
     def __init__(self, num_classes: int = 0, vision: dict | None = None, text: dict | None = None, dim: int = 384,
                  dict_size: int = 400, num_prototypes: int = 6, part_dim: int = 512,
