@@ -8,7 +8,7 @@ import pytest
 
 from harness.cli import main
 from harness.config import load_config
-from harness.engine.records import sha256_file
+from harness.hashing import sha256_file
 from harness.engine.run import run_job
 from harness.engine.train import record_code_state
 from harness.errors import TrainingDivergedError

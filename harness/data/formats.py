@@ -246,7 +246,6 @@ class AnnotationDataset:
         self.annotation_file = self._find_annotation(self.root, annotation_file)
         self.image_root = self.root / (self.image_dir if image_dir is None else image_dir)
         self.check_counts = check_counts
-        self.stats: dict = {}
 
     @classmethod
     def layout_hint(cls) -> str:
@@ -271,7 +270,6 @@ class AnnotationDataset:
                                               self.with_source, self.max_caption_chars, self.max_caption_words)
         s = Splits(self.name, self.image_root, self.annotation_file, parts["train"], parts["val"], parts["test"],
                    skipped, stats=stats, max_image_pixels=self.max_image_pixels)
-        self.stats = stats
         s.notes.extend(self.notes())
         if self.check_counts:
             bad = compare_counts(self.name, s)

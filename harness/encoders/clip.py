@@ -6,7 +6,6 @@ features are the image [CLS] token and the text EOT token.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import warnings
@@ -20,6 +19,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
 from ..errors import ConfigError, HarnessError
+from ..hashing import sha256_file
 from ..registry import ENCODERS
 
 PRESETS = {
@@ -149,7 +149,7 @@ class CLIPEncoder(nn.Module):
         if missing or unexpected:
             raise HarnessError(f"{path}: checkpoint does not match preset '{self.preset}' "
                                f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-        self._provenance.append(dict(path=str(path.resolve()), sha256=_sha256(path)))
+        self._provenance.append(dict(path=str(path.resolve()), sha256=sha256_file(path)))
 
     def _check_activation(self, activation: str | None, path: Path) -> None:
         mine = "quick_gelu" if self.quick_gelu else "gelu"
@@ -239,14 +239,6 @@ class CLIPEncoder(nn.Module):
             body = F.interpolate(body, size=grid, mode="bilinear", align_corners=False, antialias=False)
             table = torch.cat([table[:1], body.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)])
         return table.clone().to(tower.positions.dtype)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _jit_activation(jit) -> str | None:

@@ -14,7 +14,8 @@ from ..results import ResultsStore
 from . import checkpoint_compat  # noqa: F401
 from .precision import resolve_precision
 from .build import build_method, require_eval_split, require_images, resolve_dataset
-from .records import CODE_HISTORY, Provenance, evaluate_record, git_state, sha256_file, store_all
+from ..hashing import sha256_file
+from .records import CODE_HISTORY, Provenance, evaluate_record, git_state, store_all
 from .selection import BEST_META, BEST_WEIGHTS
 
 

@@ -21,19 +21,12 @@ from .. import __version__
 from ..config import REPO_ROOT, config_hash, to_plain
 from ..data.records import EvalSet, Splits
 from ..evaluation import summarise
+from ..hashing import sha256_file
 from ..results import ResultsStore
 from .evaluate import evaluate_method
 from .loaders import eval_options
 
 log = logging.getLogger("harness")
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def query_keys(ev: EvalSet) -> list[str]:

@@ -26,7 +26,8 @@ from .hooks import DatasetEpochHook, ProgressBarHook, RetrievalEvalHook
 from .loaders import eval_options, train_loader_options
 from .precision import resolve_precision
 from .model import HarnessModel
-from .records import CODE_HISTORY, sha256_file, train_data_facts
+from ..hashing import sha256_file
+from .records import CODE_HISTORY, train_data_facts
 from .selection import BEST_WEIGHTS, BestValHook
 from .viewers import visualizer_config
 
