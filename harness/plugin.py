@@ -7,7 +7,7 @@ checkpoints and the results store, so every method is scored by the same code.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -114,12 +114,12 @@ class ReleasedSetting:
     """
 
     id: str
-    read: Any  # Callable[[RetrievalMethod], Any]
+    read: Callable[[Any], Any]  # the method -> its value of the setting
     released_value: Any
     released: str
     ours: str
     switch: str
-    applies: Any = None  # Callable[[RetrievalMethod], bool] | None: always
+    applies: Callable[[Any], bool] | None = None  # None: in every configuration
 
     def deviation(self, method) -> Deviation | None:
         if self.applies is not None and not self.applies(method):
@@ -168,17 +168,19 @@ class RetrievalMethod(nn.Module):
 
         from .errors import ConfigError
 
+        def keywords(fn) -> set[str]:  # named parameters only: *args/**kwargs are never config keys
+            return {n for n, p in inspect.signature(fn).parameters.items()
+                    if n not in ("self", "num_classes") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
         params = inspect.signature(cls.__init__).parameters
         if any(p.kind is p.VAR_KEYWORD for n, p in params.items() if n != "kwargs") or cls.__init__ is object.__init__:
             return
-        own = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD and n not in ("self", "num_classes")}
-        if "kwargs" in params:  # a subclass passing **kwargs up: the base class's keywords are allowed too
+        own = keywords(cls.__init__)
+        if "kwargs" in params:  # a subclass passing **kwargs up: the base classes' keywords are allowed too
             for base in cls.__mro__[1:]:
                 if base is RetrievalMethod:
                     break
-                if "__init__" in vars(base):  # a mixin without a constructor of its own adds no keyword
-                    own |= {n for n, p in inspect.signature(base.__init__).parameters.items()
-                            if n not in ("self", "num_classes") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+                own |= keywords(base.__init__)
         bad = sorted(set(cfg) - own - {"type"})
         if bad:
             raise ConfigError(f"unknown config key(s) {', '.join('method.' + b for b in bad)} for method "
