@@ -6,7 +6,6 @@ checkpoints and the results store, so every method is scored by the same code.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,10 +78,6 @@ class ImageSpec:
             bad("mean/std", f"expected three values each and std > 0, found {self.mean} / {self.std}")
         if not (isinstance(self.train_views, int) and self.train_views >= 1):
             bad("train_views", f"expected an integer >= 1, found {self.train_views!r}")
-
-    def replace(self, **changes) -> ImageSpec:
-        """A copy with ``changes`` applied (validated again)."""
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Image decoding and each method's image pipeline, checked against torchvision/PIL and pinned to the
 released code (file:line cited at each number)."""
+import dataclasses
 import struct
 import zlib
 
@@ -272,7 +273,7 @@ def test_loaders_feed_each_method_its_own_pipeline(tmp_path, build):
     want = _torchvision_test_pipeline(tmp_path / "p.png", spec.size, modes[spec.test_interpolation], spec.mean,
                                       spec.std)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
-    plain = spec.replace(augment=dict(flip=False, pad_crop=0, erasing=0.0), train_views=1)
+    plain = dataclasses.replace(spec, augment=dict(flip=False, pad_crop=0, erasing=0.0), train_views=1)
     got = TrainPairs([ImageRecord(0, "p.png", ["x"])], tmp_path, plain)[0]["image"]
     want = _torchvision_test_pipeline(tmp_path / "p.png", spec.size, modes[spec.train_interpolation], spec.mean,
                                       spec.std)

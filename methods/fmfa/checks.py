@@ -10,10 +10,6 @@ from harness.errors import ConfigError
 LOSSES = ("sdm", "asdm", "id", "mlm", "efa", "itc")
 
 
-def _show(v) -> str:
-    return f"'{v}'" if isinstance(v, str) else repr(v)
-
-
 def check_margins(margins, losses) -> None:
     """configs/paper.py leaves the margins to the dataset (Table 1): refuse EFA without them."""
     if margins is None and "efa" in losses:
@@ -22,7 +18,7 @@ def check_margins(margins, losses) -> None:
                           "method.efa_margins=(text, vision)")
     if margins is not None:
         if isinstance(margins, (str, bytes)) or not isinstance(margins, Sequence) or len(margins) != 2:
-            raise ConfigError(f"method.efa_margins must be a pair (text, vision) of numbers, got {_show(margins)}")
+            raise ConfigError(f"method.efa_margins must be a pair (text, vision) of numbers, got {margins!r}")
         for i, m in enumerate(margins):
             check_float(f"method.efa_margins[{i}]", m)
 
@@ -30,7 +26,7 @@ def check_margins(margins, losses) -> None:
 def check_values(cfg: Mapping) -> None:
     losses = cfg.get("losses", LOSSES[1:5])
     if isinstance(losses, (str, bytes)) or not isinstance(losses, Sequence) or not losses:
-        raise ConfigError(f"method.losses must be a non-empty list of loss names, got {_show(losses)}")
+        raise ConfigError(f"method.losses must be a non-empty list of loss names, got {losses!r}")
     for i, name in enumerate(losses):
         check_choice(f"method.losses[{i}]", name, LOSSES)
     check_margins(cfg.get("efa_margins", (0.1, 0.9)), losses)
@@ -48,7 +44,7 @@ def check_values(cfg: Mapping) -> None:
     weights = cfg.get("loss_weights")
     if weights is not None:
         if not isinstance(weights, Mapping):
-            raise ConfigError(f"method.loss_weights must be a dict of loss name to weight, got {_show(weights)}")
+            raise ConfigError(f"method.loss_weights must be a dict of loss name to weight, got {weights!r}")
         for k, w in weights.items():
             if k not in losses:
                 raise ConfigError(f"method.loss_weights.{k}: no such loss in method.losses {list(losses)}")

@@ -15,9 +15,8 @@ from harness.plugin import Deviation, ImageSpec, RetrievalMethod
 from harness.registry import build_encoder
 
 from . import losses as L
-from .checks import check_margins, check_values
+from .checks import LOSSES, check_margins, check_values
 from .deviations import fmfa_deviations
-
 
 
 class FMFA(CLIPDualEncoder, RetrievalMethod):
@@ -47,7 +46,7 @@ class FMFA(CLIPDualEncoder, RetrievalMethod):
                  cmt_depth: int = 4, mlm_contaminates_global: bool = True, loss_weights: dict | None = None,
                  **kwargs):
         super().__init__(num_classes=num_classes, **kwargs)
-        unknown = set(losses) - {"sdm", "asdm", "id", "mlm", "efa", "itc"}
+        unknown = set(losses) - set(LOSSES)
         if unknown:
             raise ValueError(f"unknown FMFA loss names {sorted(unknown)}")
         check_margins(efa_margins, losses)

@@ -139,18 +139,20 @@ class IVT(RetrievalMethod):
         self.blocks = nn.ModuleList(SharedBlock(b, f, r)
                                     for b, f, r in zip(clip.vision_block_parts(), bert.ffn_linears(), rates))
         self.norm = tower.post_norm  # shared final LayerNorm; the feature is [CLS] after it, no projection
+        # the released pipeline (PersonRetrieval-IVT datasets/make_dataloader.py:141-155): bicubic train Resize,
+        # bilinear test Resize, timm RandomErasing(mode='pixel', max_count=1): per-pixel N(0, 1) noise on up to
+        # 1/3 of the image; size, mean/std, views and augment from the arguments
         self._spec = ImageSpec(size=self.image_size, mean=tuple(image_mean), std=tuple(image_std),
                                train_views=len(self.levels),
-                               augment=dict(augment or dict(flip=True, pad_crop=10, erasing=0.5)))
+                               augment=dict(augment or dict(flip=True, pad_crop=10, erasing=0.5)),
+                               train_interpolation="bicubic", test_interpolation="bilinear", erasing_fill="pixel",
+                               erasing_area=(0.02, 1 / 3), erasing_ratio=(0.3, 1 / 0.3))
 
     # ------------------------------------------------------------------ interface
     @property
     def image_spec(self) -> ImageSpec:
-        """IVT's released pipeline (PersonRetrieval-IVT datasets/make_dataloader.py:141-155): bicubic train Resize,
-        bilinear test Resize, timm RandomErasing(mode='pixel', max_count=1): per-pixel N(0, 1) noise on up to
-        1/3 of the image. Size, mean/std, views and ``augment`` come from the constructor (``self._spec``)."""
-        return self._spec.replace(train_interpolation="bicubic", test_interpolation="bilinear",
-                                  erasing_fill="pixel", erasing_area=(0.02, 1 / 3), erasing_ratio=(0.3, 1 / 0.3))
+        """IVT's released pipeline, built once in the constructor."""
+        return self._spec
 
     def tokenize(self, captions):
         """``[CLS] X`` with no ``[SEP]`` and no truncation, padded to the longest (released ``processor.py:125``

@@ -113,8 +113,11 @@ class LGUR(RetrievalMethod):
             nn.init.zeros_(c.bias)
         self.margin, self.rank_text_anchor = margin, rank_text_anchor
         self.presets = dict(vision=clip.preset, text=self.text_encoder.preset)
+        # the released pipeline (ZhiyinShao-H/LGUR data/dataloader.py:21-42): bicubic Resize at train and test,
+        # no random erasing; size, mean/std and augment from the arguments
         self._spec = ImageSpec(size=self.image_size, mean=tuple(image_mean), std=tuple(image_std),
-                               augment=dict(augment or dict(flip=True, pad_crop=10, erasing=0.0)))
+                               augment=dict(augment or dict(flip=True, pad_crop=10, erasing=0.0)),
+                               train_interpolation="bicubic", test_interpolation="bicubic")
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -125,9 +128,8 @@ class LGUR(RetrievalMethod):
     # ------------------------------------------------------------------ tokens
     @property
     def image_spec(self) -> ImageSpec:
-        """LGUR's released pipeline (ZhiyinShao-H/LGUR data/dataloader.py:21-42): bicubic Resize at train and test,
-        no random erasing. Size, mean/std and ``augment`` come from the constructor (``self._spec``)."""
-        return self._spec.replace(train_interpolation="bicubic", test_interpolation="bicubic")
+        """LGUR's released pipeline, built once in the constructor."""
+        return self._spec
 
     def tokenize(self, captions):
         return self.text_encoder.tokenize(captions)
