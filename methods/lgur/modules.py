@@ -62,8 +62,9 @@ RANK_TEXT_ANCHORS = ("released", "corrected")
 
 
 def _pick_semi_hard(sim: torch.Tensor, other: torch.Tensor, margin: float,
-                    generator: torch.Generator | None) -> list[tuple[int, int]]:
-    """(anchor, negative) per row of ``sim``: one random negative with ``0 < s_an - s_aa + margin < margin``.
+                    generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(anchors, negatives): per row of ``sim`` that has one, a random negative with
+    ``0 < s_an - s_aa + margin < margin``; kept as tensors on ``sim``'s device (no per-row host sync).
 
     As released (``loss/RankingLoss.py`` lines 35-60): when *no* row has one, a single fallback triplet is
     kept, the last anchor with its first negative, whatever its hinge.
@@ -73,13 +74,12 @@ def _pick_semi_hard(sim: torch.Tensor, other: torch.Tensor, margin: float,
     cand = other & (gap > 0) & (gap < margin)
     noise = torch.rand(cand.shape, generator=generator).to(sim.device)
     pick = torch.where(cand, noise, torch.full_like(noise, -1.0)).argmax(dim=1)
-    pairs = [(int(r), int(pick[r])) for r in cand.any(dim=1).nonzero().flatten()]
-    if not pairs:
-        last = len(sim) - 1
-        negatives = other[last].nonzero().flatten()
-        if len(negatives):  # the released code would fail on a batch of one identity
-            pairs = [(last, int(negatives[0]))]
-    return pairs
+    anchors = cand.any(dim=1).nonzero().flatten()
+    if len(anchors):
+        return anchors, pick[anchors]
+    # the first negative of the last anchor; none on a batch of one identity (the released code would fail)
+    negatives = other[-1].nonzero().flatten()[:1]
+    return torch.full_like(negatives, len(sim) - 1), negatives
 
 
 def ranking_loss(s: torch.Tensor, pids: torch.Tensor, margin: float = 0.3, text_anchor: str = "released",
@@ -99,10 +99,8 @@ def ranking_loss(s: torch.Tensor, pids: torch.Tensor, margin: float = 0.3, text_
     other = pids[:, None] != pids[None, :]
     total = s.new_zeros(())
     for sim, hinge_on in ((s, s), (s.t(), s if text_anchor == "released" else s.t())):
-        pairs = _pick_semi_hard(sim, other, margin, generator)
-        if pairs:
-            a, n = (torch.tensor(x, device=s.device) for x in zip(*pairs))
-            total = total + (margin - hinge_on[a, a] + hinge_on[a, n]).clamp(min=0).sum()
+        a, n = _pick_semi_hard(sim, other, margin, generator)
+        total = total + (margin - hinge_on[a, a] + hinge_on[a, n]).clamp(min=0).sum()
     return total
 
 
