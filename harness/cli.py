@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import HarnessError
+from .leaderboard import DEFAULT_ALPHA, DEFAULT_RESAMPLES
 
 
 def _add_run(sub):
@@ -108,8 +109,8 @@ def _add_leaderboard(sub):
     p = sub.add_parser("leaderboard", help="rebuild leaderboard tables from the results store")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--out", default="leaderboards")
-    p.add_argument("--resamples", type=int, default=10000)
-    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
 
 
 def cmd_leaderboard(a):
@@ -161,7 +162,7 @@ def _add_sweep(sub):
     g.add_argument("--sweeps-dir", default="sweeps")
     g.add_argument("--results-dir", default="results")
     g.add_argument("--out", default="leaderboards", help="leaderboard folder rebuilt when every job has ended")
-    g.add_argument("--resamples", type=int, default=10000, help="leaderboard significance-test resamples")
+    g.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="leaderboard significance-test resamples")
     e = p.add_argument_group("execution")
     e.add_argument("--executor", default="local", choices=["local", "slurm"])
     e.add_argument("--jobs", type=int, default=1, help="local: jobs at once (each gets cores // jobs threads)")

@@ -18,7 +18,7 @@ from tabulate import tabulate
 
 from ..data.formats import PUBLISHED_COUNTS
 from ..results import ResultsStore
-from . import render
+from . import DEFAULT_ALPHA, DEFAULT_RESAMPLES, render
 from .compare import below_best, pairwise, seed_averaged_scores
 from .reported import REPORTED
 from .rows import Row, group_rows, label_rows, usable_records
@@ -134,7 +134,8 @@ def shown_path(path) -> str:
         return str(path)
 
 
-def build_leaderboards(results_dir="results", out="leaderboards", resamples: int = 10000, alpha: float = 0.05):
+def build_leaderboards(results_dir="results", out="leaderboards", resamples: int = DEFAULT_RESAMPLES,
+                       alpha: float = DEFAULT_ALPHA):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stored = ResultsStore(results_dir).records()
@@ -148,8 +149,8 @@ def build_leaderboards(results_dir="results", out="leaderboards", resamples: int
     used += sum(len(r.records) for r in cross)
     skipped_note = "; ".join(f"{n} {why}" for why, n in sorted(skipped.items()))
     command = (f"harness leaderboard --results-dir {shown_path(results_dir)}"
-               + (f" --resamples {resamples}" if resamples != 10000 else "")
-               + (f" --alpha {alpha}" if alpha != 0.05 else ""))
+               + (f" --resamples {resamples}" if resamples != DEFAULT_RESAMPLES else "")
+               + (f" --alpha {alpha}" if alpha != DEFAULT_ALPHA else ""))
     md = ["# Leaderboards", "",
           f"Built by `{command}`: {len(stored)} stored records, {used} used "
           f"(the newest per seed of each row){'; not ranked: ' + skipped_note if skipped_note else ''}.", "",
