@@ -1,7 +1,7 @@
 """The committed leaderboards are what the current code builds from the committed records, byte for byte.
 
 `leaderboards/records/` holds the results records `./run_all.sh` wrote, `leaderboards/` the tables built
-from them; `benchmarks/results/ablation_fmfa/` likewise holds the FMFA ablation of the model card. A
+from them; `benchmarks/results/ablation_{fmfa,lgur}/` likewise hold the ablations of the model cards. A
 refactor that changes a table, a method default that renames a row, or a table edited by hand fails here.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 BOARDS = {  # tables folder -> the records folder they are built from
     "leaderboards": "leaderboards/records",
     "benchmarks/results/ablation_fmfa/board": "benchmarks/results/ablation_fmfa/records",
+    "benchmarks/results/ablation_lgur/board": "benchmarks/results/ablation_lgur/records",
 }
 
 
