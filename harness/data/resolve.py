@@ -11,8 +11,7 @@ from .records import Splits
 
 
 def resolve_dataset(ds_cfg: dict, data_root: str | None = None, annotation_file: str | None = None) -> Splits:
-    """The one place a dataset config (``type`` plus the dataset class's keywords, defaults from
-    ``datasets/<type>.py``) becomes loaded splits. ``data_root``/``annotation_file`` override the config."""
+    """Loaded splits of ``ds_cfg``; ``data_root``/``annotation_file`` override the config's."""
     cfg = dict(ds_cfg)
     name = cfg.pop("type")
     if data_root:
@@ -33,5 +32,3 @@ def resolve_named(name: str, data_root: str | None = None, **overrides) -> Split
 def is_generated(ds_cfg: dict) -> bool:
     """Built-in procedurally generated datasets (nothing to download; random-init encoders are expected)."""
     return bool(getattr(get_dataset_class(ds_cfg["type"]), "generated", False))
-
-

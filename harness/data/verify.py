@@ -3,6 +3,7 @@ images; captions cut by the length bound; images and identities shared between s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tabulate import tabulate
 from tqdm import tqdm
@@ -35,9 +36,9 @@ class VerifyReport:
     unreadable = property(lambda self: self.images.unreadable)
     oversized = property(lambda self: self.images.oversized)
 
-    @property
+    @cached_property
     def counts(self) -> dict:
-        return self.splits.counts()
+        return self.splits.counts()  # read per split by render() and count_mismatches: counted once
 
     @property
     def count_mismatches(self) -> list[str]:
