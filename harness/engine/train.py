@@ -112,8 +112,8 @@ def record_code_state(work_dir: Path, code: dict, resume: bool) -> list[dict]:
     path = work_dir / CODE_HISTORY
     history = json.loads(path.read_text()) if resumed_from and path.is_file() else []
     history.append(dict(code, resumed_from=resumed_from))
-    if is_main_process():
-        tmp = path.with_name(f".{path.name}.tmp")
+    if is_main_process():  # before the Runner sets up torchrun's group every rank counts as main: each writes
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # its own temporary file, renamed atomically
         tmp.write_text(json.dumps(history, indent=2))
         tmp.replace(path)
     return history
