@@ -5,6 +5,11 @@ registries import those modules lazily, through mmengine's ``locations`` (as mmp
 time a name is looked up. This module imports none of them, so there is no import cycle.
 Third-party method packages register under the ``tipr.methods`` entry-point group and are imported the
 first time a method is looked up, so a broken plugin only breaks runs that use it.
+Lookups accept only registered names: mmengine's ``Registry.get`` falls back to importing any dotted
+or module name it is given (``os``, ``this``), so names from a config, a CLI flag or a results record
+never reach it. ``harness list`` names everything without importing a plugin or torch: methods from
+the entry points' package metadata, datasets and encoders from the static tables below (a test checks
+them against the real registrations).
 """
 from __future__ import annotations
 
@@ -22,6 +27,16 @@ ENCODERS = Registry("tipr_encoder", scope="tipr", locations=["harness.encoders.c
 ENTRY_POINT_GROUP = "tipr.methods"
 _discovered = False
 
+# the built-in names, for listing without importing their modules (tests/test_registry_names.py checks them)
+BUILTIN_DATASETS = ("cuhk", "icfg", "rstp", "synth", "synth3c", "ufine3c", "ufine6926")
+BUILTIN_ENCODERS = ("bert", "clip")
+
+
+def plugin_entry_points() -> dict[str, str]:
+    """{method name: 'module:attr'} of the installed ``tipr.methods`` entry points, read from package
+    metadata only (nothing imported)."""
+    return {ep.name: ep.value for ep in md.entry_points(group=ENTRY_POINT_GROUP)}
+
 
 def discover_plugins(force: bool = False) -> dict[str, str]:
     """Load every ``tipr.methods`` entry point and register its class in METHODS.
@@ -38,7 +53,7 @@ def discover_plugins(force: bool = False) -> dict[str, str]:
             except Exception as exc:  # a broken plugin must not take the harness down
                 warnings.warn(f"method plugin '{name}' ({ep.value}) failed to import: {exc}", stacklevel=2)
                 continue
-            if METHODS.get(name) is None:
+            if name not in METHODS.module_dict:
                 METHODS.register_module(name=name, module=cls, force=True)
         _discovered = True
     return {name: ep.value for name, ep in eps.items()}
@@ -54,7 +69,11 @@ def names(registry: Registry) -> list[str]:
 
 def lookup(registry: Registry, name: str):
     """The one lookup: the class or builder registered under ``name``, or an error listing the names."""
-    obj = registry.get(name) if registry is not METHODS else (discover_plugins(), registry.get(name))[1]
+    if registry is METHODS:
+        discover_plugins()
+    registry.import_from_location()
+    # the registry's own table only: never Registry.get, which imports unregistered module names
+    obj = registry.module_dict.get(name) if isinstance(name, str) else None
     if obj is None:
         raise UnknownNameError(registry.name.removeprefix("tipr_"), name, names(registry))
     return obj
@@ -70,12 +89,24 @@ def get_dataset_class(name: str):
 
 def build_encoder(cfg: dict | None, kind: str):
     """A shared encoder from a method config's encoder dict (``type`` plus the encoder's keywords).
-    A method is written against one encoder's API, so ``type``, when given, must be ``kind``."""
+    A method is written against one encoder's API, so ``type``, when given, must be ``kind``.
+
+    The encoder is entered in the weights ledger of the method being built (``harness.weights_ledger``):
+    its config key, the files it loaded, or that it is random and whether ``random`` was asked for."""
+    from . import weights_ledger
+
+    source = cfg
     cfg = dict(cfg or {})
     name = cfg.pop("type", kind)
     if name != kind:
         raise ConfigError(f"this method needs a {kind!r} encoder; the config's encoder type is {name!r}")
+    builder = lookup(ENCODERS, kind)
+    asked = dict(cfg)
     for key in ("checkpoint", "path"):  # 'random': random-init weights asked for on purpose (see engine/run.py)
         if cfg.get(key) == "random":
             cfg[key] = None
-    return lookup(ENCODERS, kind)(**cfg)
+    encoder = builder(**cfg)
+    weights_key = getattr(encoder, "WEIGHTS_KEY", "checkpoint")  # the keyword that names its pretrained weights
+    weights_ledger.record_encoder(source, kind, encoder, weights_key, asked.get(weights_key) == "random",
+                                  f"{getattr(builder, '__module__', '?')}:{getattr(builder, '__qualname__', kind)}")
+    return encoder

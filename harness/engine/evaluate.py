@@ -6,13 +6,15 @@ and the features stay there, so the ranking runs on the GPU when the method is o
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.loading import GalleryImages
-from ..data.records import EvalSet
+from ..data.records import EvalSet, Splits
 from ..evaluation import PerQuery, evaluate_features
 from .precision import resolve_precision
 
@@ -55,12 +57,38 @@ def encode_eval_set(method, ev: EvalSet, batch_size: int = 256, num_workers: int
     return torch.cat(q), torch.cat(g)
 
 
+DEFAULT_STORE_TOPK = 10
+
+
+def store_topk(cfg) -> int:
+    """``eval.store_topk``: how many retrieved gallery items per query a record keeps (0: none)."""
+    return int(cfg.get("eval", {}).get("store_topk", DEFAULT_STORE_TOPK))
+
+
 def evaluate_method(method, ev: EvalSet, batch_size: int = 256, chunk_size: int = 512, progress: bool = True, *,
-                    num_workers: int = 0, pin_memory: bool = False, amp: str = "off") -> PerQuery:
-    """Encode ``ev`` and rank it on the method's device. ``harness.engine.loaders.eval_options(cfg)``
-    gives every keyword from a config."""
+                    num_workers: int = 0, pin_memory: bool = False, amp: str = "off", topk: int = 0) -> PerQuery:
+    """Encode ``ev`` and rank it on the method's device; ``topk`` > 0 keeps each query's top-k gallery
+    indices and scores too. ``harness.engine.loaders.eval_options(cfg)`` gives the other keywords from a config."""
     qf, gf = encode_eval_set(method, ev, batch_size, num_workers=num_workers, pin_memory=pin_memory, amp=amp,
                              progress=progress)
     with_sd = getattr(method, "score_type", "cosine") == "cosine"
     return evaluate_features(qf, gf, np.asarray(ev.query_pids), np.asarray(ev.gallery_pids), chunk_size=chunk_size,
-                             with_sd=with_sd, progress=progress)
+                             with_sd=with_sd, progress=progress, topk=topk)
+
+
+def retrieval_arrays(ev: EvalSet, splits: Splits, pq: PerQuery) -> dict[str, np.ndarray]:
+    """What ``harness inspect`` shows without the model: each query's top-k gallery indices and scores,
+    its caption, and the gallery image paths relative to the data root (``image_dir`` + path, where
+    ``image_dir`` is the image folder relative to the folder of the annotation file). Empty when no
+    top-k was kept. ``data_root_hint`` is the folder the run read, quoted in messages only (never opened)."""
+    if pq.topk_index is None:
+        return {}
+    root = Path(splits.annotation_file).parent
+    try:
+        image_dir = Path(ev.image_root).relative_to(root).as_posix()
+    except ValueError:  # an annotation file outside the data root: paths stay relative to the image folder
+        image_dir = "."
+    return dict(topk_index=pq.topk_index, topk_score=pq.topk_score,
+                query_caption=np.array(ev.query_captions, dtype="U"),
+                gallery_path=np.array(ev.gallery_paths, dtype="U"), image_dir=np.array(image_dir),
+                data_root_hint=np.array(str(root)))

@@ -34,6 +34,8 @@ class PerQuery:
     inp: np.ndarray  # float64 in [0, 1]
     n_pos: np.ndarray  # int64
     sd: np.ndarray | None = None  # mSD per-query term (cosine scores only)
+    topk_index: np.ndarray | None = None  # [Q, k] int32: the top-k gallery indices, stable descending order
+    topk_score: np.ndarray | None = None  # [Q, k] float32: their scores
 
     def hits(self, k: int) -> np.ndarray:
         return (self.first_rank <= k).astype(np.float64)
@@ -50,8 +52,9 @@ class PerQuery:
                    np.asarray(d["sd"]) if "sd" in d else None)
 
     def subset(self, mask: np.ndarray) -> PerQuery:
-        return PerQuery(self.first_rank[mask], self.ap[mask], self.inp[mask], self.n_pos[mask],
-                        None if self.sd is None else self.sd[mask])
+        pick = lambda a: None if a is None else a[mask]  # noqa: E731
+        return PerQuery(self.first_rank[mask], self.ap[mask], self.inp[mask], self.n_pos[mask], pick(self.sd),
+                        pick(self.topk_index), pick(self.topk_score))
 
 
 def summarise(pq: PerQuery, ks=(1, 5, 10)) -> dict[str, float]:
@@ -126,6 +129,24 @@ def _positive_ranks(sim: torch.Tensor, order: torch.Tensor, n_pos: torch.Tensor,
     return ranks, valid, psim, cum_mass
 
 
+def top_k(sim: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indices [C, k], scores [C, k]) of each row's k best gallery items in the order of the stable
+    descending sort the ranks use (ties: lower gallery index first), so that the first true match among
+    them is at ``first_rank``. ``torch.topk`` orders ties arbitrarily: the k are re-sorted by (score,
+    index), and the rare rows whose k-th score ties with an item left out are sorted in full."""
+    k = min(k, sim.shape[1])
+    vals, idx = torch.topk(sim, k, dim=1)
+    idx, p = idx.sort(dim=1)
+    vals, p2 = vals.gather(1, p).sort(dim=1, descending=True, stable=True)
+    idx = idx.gather(1, p2)
+    kth = vals[:, -1:]
+    boundary = torch.nonzero(torch.eq(sim, kth).sum(1) > torch.eq(vals, kth).sum(1))[:, 0]
+    if len(boundary):
+        v, i = torch.sort(sim[boundary], dim=1, descending=True, stable=True)
+        vals[boundary], idx[boundary] = v[:, :k], i[:, :k]
+    return idx, vals
+
+
 def _chunk_metrics(sim: torch.Tensor, order: torch.Tensor, n_pos: torch.Tensor, with_sd: bool):
     ranks, valid, psim, cum_mass = _positive_ranks(sim, order, n_pos, with_sd)
     sranks, perm = ranks.sort(dim=1)
@@ -153,25 +174,25 @@ def _chunk_metrics(sim: torch.Tensor, order: torch.Tensor, n_pos: torch.Tensor, 
 
 
 def evaluate_similarity(sim, q_pids, g_pids, chunk_size: int = 512, with_sd: bool = False,
-                        progress: bool = False) -> PerQuery:
+                        progress: bool = False, topk: int = 0) -> PerQuery:
     """Metrics for a precomputed [Q, G] similarity matrix (text queries x gallery images), ranked on
-    the matrix's device."""
+    the matrix's device; ``topk`` > 0 also keeps each query's top-k gallery indices and scores."""
     sim = torch.as_tensor(sim)
     q = torch.as_tensor(np.asarray(q_pids))
     g = torch.as_tensor(np.asarray(g_pids))
-    return _evaluate(lambda a, b: sim[a:b].float(), len(q), q, g, sim.device, chunk_size, with_sd, progress)
+    return _evaluate(lambda a, b: sim[a:b].float(), len(q), q, g, sim.device, chunk_size, with_sd, progress, topk)
 
 
 @torch.no_grad()
 def evaluate_features(q_feats, g_feats, q_pids, g_pids, chunk_size: int = 512, with_sd: bool = True,
-                      progress: bool = False) -> PerQuery:
+                      progress: bool = False, topk: int = 0) -> PerQuery:
     """L2-normalise, score by cosine, rank chunk by chunk (never holds the full Q x G matrix), on the
-    device the features are on."""
+    device the features are on; ``topk`` > 0 also keeps each query's top-k (per chunk: Q x k in memory)."""
     qf = F.normalize(torch.as_tensor(q_feats).float(), dim=1)
     gf = F.normalize(torch.as_tensor(g_feats).float(), dim=1).to(qf.device)
     q = torch.as_tensor(np.asarray(q_pids))
     g = torch.as_tensor(np.asarray(g_pids))
-    return _evaluate(lambda a, b: qf[a:b] @ gf.t(), len(q), q, g, qf.device, chunk_size, with_sd, progress)
+    return _evaluate(lambda a, b: qf[a:b] @ gf.t(), len(q), q, g, qf.device, chunk_size, with_sd, progress, topk)
 
 
 @contextlib.contextmanager
@@ -185,7 +206,7 @@ def _single_threaded_ops():
         torch.set_num_threads(n)
 
 
-def _evaluate(sim_rows, Q, q, g, device, chunk_size, with_sd, progress) -> PerQuery:
+def _evaluate(sim_rows, Q, q, g, device, chunk_size, with_sd, progress, topk: int = 0) -> PerQuery:
     order, n_pos = _positives(q.cpu(), g.cpu())
     order, n_pos = order.to(device), n_pos.to(device)
 
@@ -200,7 +221,11 @@ def _evaluate(sim_rows, Q, q, g, device, chunk_size, with_sd, progress) -> PerQu
             bad = a + int(nan_rows[0])
             raise ValueError(f"similarity row {bad} contains NaN (non-finite features?); ranks would be undefined")
         P = int(n_pos[a:b].max())  # this chunk's widest positive set, not the whole query set's
-        return _chunk_metrics(sim, order[a:b, :P], n_pos[a:b], with_sd)
+        out = _chunk_metrics(sim, order[a:b, :P], n_pos[a:b], with_sd)
+        if topk > 0:
+            idx, vals = top_k(sim, topk)
+            out = (*out, idx.to(torch.int32).cpu(), vals.float().cpu())
+        return out
 
     starts = range(0, Q, chunk_size)
     bar = None
@@ -227,7 +252,7 @@ def _evaluate(sim_rows, Q, q, g, device, chunk_size, with_sd, progress) -> PerQu
         bar.close()
     cat = lambda k: torch.cat([p[k] for p in parts]).numpy()  # noqa: E731
     return PerQuery(cat(0).astype(np.int64), cat(1), cat(2), cat(3).astype(np.int64),
-                    cat(4) if with_sd else None)
+                    cat(4) if with_sd else None, cat(5) if topk > 0 else None, cat(6) if topk > 0 else None)
 
 
 def rank_reference(similarity, q_pids, g_pids, max_rank: int = 10):
