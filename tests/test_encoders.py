@@ -84,7 +84,8 @@ def test_weight_provenance_names_the_loaded_file_and_its_sha256(tmp_path):
     torch.save(_tiny_clip(True).state_dict(), path)
     enc = CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint=str(path))
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert enc.weight_provenance() == [dict(path=str(path.resolve()), sha256=sha)]
+    assert enc.weight_provenance() == [dict(path=str(path.resolve()), sha256=sha, format="open_clip-state-dict",
+                                            position_grid=[4, 2])]
 
 
 def test_gelu_jit_archive_is_refused_by_a_quickgelu_preset(tmp_path):

@@ -2,6 +2,7 @@
 randomly initialised preset with a small WordPiece vocabulary for CPU tests and the synth dataset."""
 from __future__ import annotations
 
+import json
 import os
 import string
 from pathlib import Path
@@ -11,6 +12,7 @@ from torch import nn
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from ..errors import HarnessError
+from ..hashing import sha256_file
 from ..registry import ENCODERS
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -82,6 +84,30 @@ class TextEmbeddings(nn.Module):
         return self.embeddings(input_ids=input_ids)
 
 
+# what BertModel / BertTokenizerFast.from_pretrained read from a save_pretrained folder: the config, the
+# first weights format present in transformers' order of preference (safetensors, then torch; sharded
+# ones through their index), and the tokenizer files
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json")
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files of a ``save_pretrained`` folder that loading reads, shards included."""
+    files = [folder / "config.json"]
+    weights = next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
+    if weights is not None:
+        files.append(weights)
+        if weights.name.endswith(".index.json"):
+            try:
+                shards = sorted(set(json.loads(weights.read_text()).get("weight_map", {}).values()))
+            except (json.JSONDecodeError, AttributeError):
+                shards = []
+            files += [folder / s for s in shards if (folder / s).is_file() and "/" not in s]
+    return files + [folder / n for n in TOKENIZER_FILES if (folder / n).is_file()]
+
+
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
 
 
@@ -95,10 +121,13 @@ class BertEncoder(nn.Module):
         vocab_file: a WordPiece vocab for the random presets (default: the built-in one).
     """
 
+    WEIGHTS_KEY = "path"  # the keyword naming its pretrained folder (the weights ledger names it)
+
     def __init__(self, path: str | None = None, preset: str = "tiny", max_length: int = 100,
                  vocab_file: str | None = None):
         super().__init__()
         self.max_length = max_length
+        self._provenance: list[dict] = []
         if path:
             p = Path(path).expanduser()
             if not (p / "config.json").is_file():
@@ -109,6 +138,8 @@ class BertEncoder(nn.Module):
             except OSError as exc:
                 raise HarnessError(f"cannot load BERT from {p}: {exc}") from None
             self.preset = f"local:{p.name}"
+            self._provenance = [dict(path=str(f.resolve()), sha256=sha256_file(f), format="save_pretrained")
+                                for f in folder_files(p)]
         elif preset == "tiny":
             vf = Path(vocab_file) if vocab_file else tiny_vocab_file()
             self.tokenizer = wordpiece_tokenizer(vf)
@@ -125,6 +156,11 @@ class BertEncoder(nn.Module):
         else:
             raise HarnessError(f"unknown BERT preset '{preset}'; use 'tiny', 'base' or path=")
         self.hidden_size = self.bert.config.hidden_size
+
+    def weight_provenance(self) -> list[dict]:
+        """The files of the ``save_pretrained`` folder this encoder read (config, weights, tokenizer), as
+        ``{path, sha256, format}``; an empty list means random weights (the presets)."""
+        return [dict(e) for e in self._provenance]
 
     def tokenize(self, captions) -> dict:
         return tokenize_captions(self.tokenizer, captions, self.max_length)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from open_clip.model import CLIP, resize_pos_embed, resize_text_pos_embed
+from open_clip.model import CLIP, resize_text_pos_embed
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
@@ -82,6 +83,8 @@ class CLIPEncoder(nn.Module):
         quick_gelu: override the preset's activation (False for GELU checkpoints such as LAION's).
     """
 
+    WEIGHTS_KEY = "checkpoint"  # the keyword naming its pretrained file (the weights ledger names it)
+
     def __init__(self, preset: str = "tiny", image_size=(384, 128), context_length: int = 77,
                  checkpoint: str | None = None, quick_gelu: bool | None = None):
         super().__init__()
@@ -107,8 +110,9 @@ class CLIPEncoder(nn.Module):
 
     # ---------------------------------------------------------------- weights
     def weight_provenance(self) -> list[dict]:
-        """The pretrained files loaded into this encoder, in load order, as ``{path, sha256}``; an
-        empty list means the weights are a random initialisation."""
+        """The pretrained files loaded into this encoder, in load order, as ``{path, sha256, format}``
+        (format: ``openai-torchscript``, ``openai-state-dict`` or ``open_clip-state-dict``) plus the
+        source position grid; an empty list means the weights are a random initialisation."""
         return [dict(e) for e in self._provenance]
 
     def load_checkpoint(self, path: str | Path) -> None:
@@ -121,7 +125,7 @@ class CLIPEncoder(nn.Module):
         path = Path(path).expanduser()
         if not path.is_file():
             raise HarnessError(f"CLIP checkpoint not found: {path}")
-        activation = None
+        activation, fmt = None, "openai-torchscript"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -129,6 +133,7 @@ class CLIPEncoder(nn.Module):
             sd = jit.state_dict()
             activation = _jit_activation(jit)
         except Exception:
+            fmt = None
             try:
                 obj = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:
@@ -137,19 +142,25 @@ class CLIPEncoder(nn.Module):
             if not isinstance(sd, dict):
                 raise HarnessError(f"{path}: expected a state dict or a JIT archive") from None
         sd = {k.removeprefix("module."): v for k, v in sd.items()}
+        if fmt is None:
+            fmt = "openai-state-dict" if {"input_resolution", "context_length", "vocab_size"} <= set(sd) \
+                else "open_clip-state-dict"
         activation = activation or _state_dict_activation(sd, path)
         self._check_activation(activation, path)
         for k in ("input_resolution", "context_length", "vocab_size", "attn_mask"):  # attn_mask: a traced buffer
             sd.pop(k, None)
-        self._remember_source_positions(sd)
-        resize_pos_embed(sd, self.clip, interpolation="bilinear", antialias=False)
+        source_grid = self._remember_source_positions(sd, path)
+        if source_grid is not None and tuple(source_grid) != tuple(self.clip.visual.grid_size):
+            sd["visual.positional_embedding"] = resize_positions(sd["visual.positional_embedding"], source_grid,
+                                                                 self.clip.visual.grid_size)
         resize_text_pos_embed(sd, self.clip)
         missing, unexpected = self.clip.load_state_dict(sd, strict=False)
         missing = [k for k in missing if k not in ("logit_scale",)]
         if missing or unexpected:
             raise HarnessError(f"{path}: checkpoint does not match preset '{self.preset}' "
                                f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-        self._provenance.append(dict(path=str(path.resolve()), sha256=sha256_file(path)))
+        self._provenance.append(dict(path=str(path.resolve()), sha256=sha256_file(path), format=fmt,
+                                     **({"position_grid": list(source_grid)} if source_grid else {})))
 
     def _check_activation(self, activation: str | None, path: Path) -> None:
         mine = "quick_gelu" if self.quick_gelu else "gelu"
@@ -220,12 +231,15 @@ class CLIPEncoder(nn.Module):
             parts.append(VisionBlockParts(blk.ln_1, blk.attn, blk.ln_2, blk.mlp))
         return parts
 
-    def _remember_source_positions(self, sd: dict) -> None:
-        """Keep the checkpoint's own position table so that ``vision_position_table`` resizes it once."""
+    def _remember_source_positions(self, sd: dict, path: Path) -> tuple[int, int] | None:
+        """Keep the checkpoint's own position table and grid so that ``vision_position_table`` resizes
+        it once; returns that grid (None when the file has no vision position table)."""
         pos = sd.get("visual.positional_embedding")
-        if pos is not None:
-            side = round((pos.shape[0] - 1) ** 0.5)  # pretrained grids are square
-            self._source_positions = (pos.detach().float().clone(), (side, side))
+        if pos is None:
+            return None
+        grid = source_grid(pos.shape[0] - 1, tuple(self.clip.visual.grid_size), path)
+        self._source_positions = (pos.detach().float().clone(), grid)
+        return grid
 
     def vision_position_table(self, grid) -> torch.Tensor:
         """A new [1 + h * w, width] position table for another patch grid (h, w), resized bilinearly
@@ -234,11 +248,47 @@ class CLIPEncoder(nn.Module):
         tower = self.vision_tower()
         table, old = getattr(self, "_source_positions", None) or (tower.positions.detach().float(), tower.grid)
         grid = tuple(int(g) for g in grid)
-        if grid != tuple(old):
-            body = table[1:].reshape(1, old[0], old[1], -1).permute(0, 3, 1, 2)
-            body = F.interpolate(body, size=grid, mode="bilinear", align_corners=False, antialias=False)
-            table = torch.cat([table[:1], body.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)])
-        return table.clone().to(tower.positions.dtype)
+        return resize_positions(table, old, grid).clone().to(tower.positions.dtype)
+
+
+def resize_positions(table: torch.Tensor, old, new) -> torch.Tensor:
+    """A [1 + h * w, width] position table ([CLS] row first) resized bilinearly from grid ``old`` to ``new``
+    (align_corners=False, no antialiasing, in float32 whatever the stored dtype, as open_clip's
+    ``resize_pos_embed`` for square grids); returned in the table's dtype."""
+    old, new = tuple(int(g) for g in old), tuple(int(g) for g in new)
+    if old == new:
+        return table
+    body = table[1:].float().reshape(1, old[0], old[1], -1).permute(0, 3, 1, 2)
+    body = F.interpolate(body, size=new, mode="bilinear", align_corners=False, antialias=False)
+    body = body.permute(0, 2, 3, 1).reshape(new[0] * new[1], -1).to(table.dtype)
+    return torch.cat([table[:1], body])
+
+
+def source_grid(n: int, target: tuple[int, int], path: Path) -> tuple[int, int]:
+    """The (rows, columns) of a checkpoint's ``n``-patch position table: the target grid when the size
+    matches it, square when ``n`` is a square (OpenAI's and open_clip's pretrained 14 x 14, ...), the
+    ``image_size`` / ``patch_size`` of an ``open_clip_config.json`` beside the file, or else the factor pair
+    closest in aspect ratio to the target grid (e.g. 24 x 8 for a 384 x 128 ViT-B/16 state dict)."""
+    if n == target[0] * target[1]:
+        return tuple(target)
+    side = round(n ** 0.5)
+    if side * side == n:
+        return side, side
+    side_cfg = path.parent / "open_clip_config.json"
+    if side_cfg.is_file():
+        try:
+            v = json.loads(side_cfg.read_text())["model_cfg"]["vision_cfg"]
+            size, patch = v["image_size"], v["patch_size"]
+            size = (size, size) if isinstance(size, int) else tuple(size)
+            patch = (patch, patch) if isinstance(patch, int) else tuple(patch)
+            grid = (size[0] // patch[0], size[1] // patch[1])
+            if grid[0] * grid[1] == n:
+                return grid
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, ZeroDivisionError):
+            pass
+    aim = target[0] / target[1]
+    pairs = [(h, n // h) for h in range(1, n + 1) if n % h == 0]
+    return min(pairs, key=lambda hw: (abs(math.log(hw[0] / hw[1] / aim)), -hw[0]))
 
 
 def _jit_activation(jit) -> str | None:

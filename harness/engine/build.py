@@ -8,6 +8,7 @@ from ..data.records import Splits
 from ..data.resolve import is_generated, resolve_dataset  # noqa: F401  (the one dataset resolution)
 from ..errors import ConfigError, DataError
 from ..registry import get_method_class
+from .. import weights_ledger
 
 
 def build_method(m_cfg: dict, num_classes: int):
@@ -15,9 +16,12 @@ def build_method(m_cfg: dict, num_classes: int):
     name = cfg.pop("type")
     cls = get_method_class(name)
     try:
-        return cls(num_classes=num_classes, **cfg)
+        with weights_ledger.recording(m_cfg) as ledger:  # build_encoder enters each encoder with its config key
+            method = cls(num_classes=num_classes, **cfg)
     except TypeError as exc:
         raise ConfigError(f"method '{name}': {exc}") from None
+    weights_ledger.attach(method, ledger)
+    return method
 
 
 def require_images(records, splits: Splits, what: str) -> None:

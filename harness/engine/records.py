@@ -17,13 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, weights_ledger
 from ..config import REPO_ROOT, config_hash, to_plain
 from ..data.records import EvalSet, Splits
 from ..evaluation import summarise
 from ..hashing import sha256_file
+from ..provenance import environment as _environment
+from ..plugin import declared_deviations
 from ..results import ResultsStore
-from .evaluate import evaluate_method
+from ..results.labels import record_display
+from .evaluate import evaluate_method, retrieval_arrays, store_topk
 from .loaders import eval_options
 
 log = logging.getLogger("harness")
@@ -71,13 +74,24 @@ def git_state() -> dict:
 
 
 def weight_provenance(method) -> list[dict] | str:
-    """Every pretrained file the method's encoders loaded ({path, sha256}), or 'random-init'."""
-    files = []
-    for mod in method.modules():
-        fn = getattr(mod, "weight_provenance", None)
-        if mod is not method and callable(fn):
-            files += list(fn())
-    return files or "random-init"
+    """Every pretrained file the method's encoders loaded ({path, sha256, format}), or 'random-init' when
+    every part is random: the flat view of the weights ledger (``weights_ledger`` has it per part)."""
+    ledger = weights_ledger.ledger_of(method)
+    return "random-init" if ledger.is_random() else ledger.files()
+
+
+def weights_record(method) -> dict:
+    """The record fields on weights: ``weights_ledger`` (one entry per encoder part: config key, files
+    with sha256 and format, or random and whether asked for) and its flat ``encoder_weights`` view."""
+    ledger = weights_ledger.ledger_of(method)
+    return dict(weights_ledger=[dict(e) for e in ledger.entries],
+                encoder_weights="random-init" if ledger.is_random() else ledger.files())
+
+
+def code_environment(method) -> dict:
+    """Plugins (distribution, version, source sha256), library versions and torch threads; ``harness run``
+    takes it when the model is built, before training, as it takes ``git_state()``."""
+    return _environment(method, weights_ledger.ledger_of(method))
 
 
 @dataclass
@@ -97,12 +111,13 @@ class Provenance:
         plain = to_plain(self.config)
         return dict(kind=self.kind, method=plain["method"]["type"], seed=int(self.seed), config=plain,
                     config_hash=config_hash(plain), method_info=method.describe(),
-                    deviations=[d.as_dict() for d in method.deviations()],
-                    encoder_weights=weight_provenance(method),
+                    deviations=[d.as_dict() for d in declared_deviations(method, plain)],
+                    **weights_record(method),
                     train_dataset=self.train["dataset"], train_fingerprint=self.train["fingerprint"],
                     checkpoint=self.checkpoint, selection=self.selection, harness_version=__version__,
                     **self.code, data_notes=self.train["notes"], data_skipped=self.train["skipped"],
-                    train_data_stats=self.train.get("stats", {}), **self.extra)
+                    train_data_stats=self.train.get("stats", {}),
+                    **(self.extra if "plugins" in self.extra else dict(self.extra, **code_environment(method))))
 
 
 def train_data_facts(splits: Splits) -> dict:
@@ -116,7 +131,7 @@ def evaluate_record(method, splits: Splits, records: list, split: str, prov: Pro
     """Score ``method`` on one split: the record and its per-query arrays, not yet stored."""
     ev = EvalSet.from_records(records, splits.image_root)
     t = time.time()
-    pq = evaluate_method(method, ev, progress=progress, **eval_options(cfg))
+    pq = evaluate_method(method, ev, progress=progress, topk=store_topk(cfg), **eval_options(cfg))
     metrics = summarise(pq)
     sources = np.array([s or "" for s in ev.query_sources])
     per_source = {s: summarise(pq.subset(sources == s)) for s in sorted(set(sources))} if any(ev.query_sources) else {}
@@ -126,9 +141,11 @@ def evaluate_record(method, splits: Splits, records: list, split: str, prov: Pro
                text_truncation_rate=method.truncation_rate(ev.query_captions),
                eval_seconds=round(time.time() - t, 2), eval_skipped=splits.skipped,
                eval_data_stats=splits.stats)
+    rec["display"] = record_display(rec)  # the row label, fixed now: the leaderboard never loads a config
     keys = np.array(query_keys(ev), dtype="U")
     per_query = dict(pq.as_dict(), query_key=keys, query_pid=np.asarray(ev.query_pids),
-                     query_image=np.asarray(ev.query_image_index), query_source=sources.astype("U"))
+                     query_image=np.asarray(ev.query_image_index), query_source=sources.astype("U"),
+                     **retrieval_arrays(ev, splits, pq))  # the store writes these to retrievals.npz
     log.info(f"{splits.name}: " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
     return rec, per_query
 

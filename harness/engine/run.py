@@ -10,16 +10,26 @@ from ..data.overlap import check_split_overlap
 from ..errors import ConfigError, HarnessError
 from ..results import ResultsStore
 from .build import is_generated, require_eval_split, require_images, resolve_dataset
-from .records import Provenance, evaluate_record, git_state, store_all, weight_provenance
+from .. import weights_ledger
+from .records import Provenance, code_environment, evaluate_record, git_state, store_all
+from .schedulers import fit_notes
 from .selection import hold_out_val
 from .train import seeded_method, train, work_dir_for
 
 
-def _explicitly_random(method_cfg) -> bool:
-    """True when the config asks for random-init encoder weights on purpose (``...checkpoint=random``)."""
-    if isinstance(method_cfg, dict):
-        return any(_explicitly_random(v) for v in method_cfg.values())
-    return method_cfg == "random"
+def require_pretrained_parts(method, cfg, dataset_name: str) -> None:
+    """On a real dataset every encoder part must have loaded its weights, or have its weights key set to
+    ``random`` on purpose: the ledger names the parts and the method's own keys (``method.vision.checkpoint``)."""
+    if is_generated(cfg.dataset):
+        return
+    missing = weights_ledger.missing_weights(weights_ledger.ledger_of(method))
+    if missing:
+        parts = ", ".join(f"{e['key'] or e['encoder']} ({e['encoder']})" for e in missing)
+        hints = " ".join(weights_ledger.weights_hint(e) for e in missing)
+        keys = ", ".join(f"{e['key']}.{e['weights_key']}" for e in missing if e["key"])
+        raise ConfigError(f"{cfg.method.type} on '{dataset_name}' would start {parts} from random weights: pass "
+                          f"--cfg-options {hints}, or set {keys or 'the weights key'} to 'random' to train "
+                          "from scratch on purpose")
 
 
 def prepare_splits(cfg, data_root: str | None = None):
@@ -47,11 +57,8 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
     for xs in cross:
         require_images(require_eval_split(xs, "test"), xs, xs.name)
     method = seeded_method(cfg, splits)
-    random_init = weight_provenance(method) == "random-init"
-    if random_init and not is_generated(cfg.dataset) and not _explicitly_random(cfg.method):
-        raise ConfigError(f"{cfg.method.type} on '{splits.name}' would start from randomly initialised encoders: pass "
-                          "the pretrained weights (e.g. --cfg-options method.encoder.checkpoint=/path/ViT-B-16.pt), or "
-                          "set that key to 'random' to train from scratch on purpose")
+    require_pretrained_parts(method, cfg, splits.name)
+    environment = code_environment(method)  # the plugin source as built, before a long training run
     trained = train(cfg, splits, method, Path(work_dir) if work_dir else work_dir_for(cfg), resume=resume,
                     launcher=launcher, progress=progress, log_level=log_level, data_root=data_root, code=code)
     if not is_main_process():
@@ -59,6 +66,7 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
     prov = Provenance("run", cfg, int(cfg.seed), trained.train_data, trained.checkpoint, trained.selection,
                       extra=dict(work_dir=str(trained.work_dir), train_seconds=trained.train_seconds,
                                  world_size=get_world_size(), precision=trained.precision,
-                                 code_history=trained.code_history), code=code)
+                                 code_history=trained.code_history, schedule_fit=fit_notes(cfg),
+                                 **environment), code=code)
     results = [evaluate_record(trained.method, s, s.test, "test", prov, cfg, progress) for s in [splits, *cross]]
     return store_all(ResultsStore(results_dir or cfg.results_dir), results)

@@ -55,3 +55,73 @@ class WarmupCosineParamScheduler(_ParamScheduler):
 @PARAM_SCHEDULERS.register_module()
 class WarmupCosineLR(LRSchedulerMixin, WarmupCosineParamScheduler):
     """The learning-rate version of :class:`WarmupCosineParamScheduler` (IRRA/FMFA's schedule)."""
+
+
+# ---------------------------------------------------------------- fitting a schedule to the run's epochs
+# A schedule is written for a length of run; `--epochs N` may be shorter. The rule (README "Schedules"):
+# a warm-up that would not reach its peak inside the run is dropped (the schedulers that began where it
+# ended begin where it began), a milestone at or after the last epoch is dropped, a scheduler that begins at
+# or after the last epoch is dropped, and a numeric `end` beyond the run ends with the run (a cosine is
+# compressed). Every change is one line in the log and in the record's `schedule_fit`; nothing is kept silently.
+WARMUP_TYPES = {"LinearLR": "start_factor", "LinearParamScheduler": "start_factor", "ConstantLR": "factor",
+                "ConstantParamScheduler": "factor"}
+
+
+def _rises(s: dict) -> bool:
+    """A Linear/Constant scheduler that multiplies the LR up to its peak: a warm-up."""
+    key = WARMUP_TYPES.get(str(s.get("type")))
+    if key is None:
+        return False
+    start = s.get(key, 1.0 / 3)  # mmengine's default start_factor / factor
+    end = s.get("end_factor", 1.0) if key == "start_factor" else 1.0
+    return start < end
+
+
+def fit_schedule(schedulers, epochs: int) -> tuple[list[dict], list[str]]:
+    """``param_scheduler`` as it will run for ``epochs`` epochs, and one note per change made to it."""
+    out, notes, moved = [], [], {}
+    for i, s in enumerate(schedulers or []):
+        s = dict(s)
+        t, written_end = s.get("type"), s.get("end")
+        end = epochs if written_end in ("max_epochs", None) else written_end
+        begin = s.get("begin", 0)
+        begin = moved.get(begin, begin)
+        if _rises(s) and end > epochs:
+            moved[end] = begin
+            notes.append(f"param_scheduler.{i} ({t} warm-up to epoch {end}) would not finish within "
+                         f"train.epochs={epochs}: dropped, the run starts at the peak LR")
+            continue
+        if _rises(s) and "start_factor" in WARMUP_TYPES.get(str(t), "") and end - begin < 2:
+            moved[end] = begin  # mmengine's LinearLR reaches end_factor at step end - begin - 1: never, here
+            notes.append(f"param_scheduler.{i} ({t} warm-up over epochs [{begin}, {end})) is one epoch long and "
+                         "never rises (LinearLR reaches its end_factor at end - 1): dropped, the run starts at the "
+                         "peak LR")
+            continue
+        if begin >= epochs:
+            notes.append(f"param_scheduler.{i}.begin={begin} ({t}) is not before train.epochs={epochs}: dropped")
+            continue
+        if end > epochs:
+            notes.append(f"param_scheduler.{i}.end={end} ({t}) is beyond train.epochs={epochs}: it ends at {epochs}")
+            end = epochs
+        s.update(begin=begin, end=end)
+        if "warmup_epochs" in s and s["warmup_epochs"] >= end - begin:
+            notes.append(f"param_scheduler.{i}.warmup_epochs={s['warmup_epochs']} ({t}) would not finish within "
+                         f"train.epochs={epochs}: set to 0, the run starts at the peak LR")
+            s["warmup_epochs"] = 0
+        if s.get("milestones") is not None:
+            kept = [m for m in s["milestones"] if begin + m < epochs]
+            if len(kept) < len(s["milestones"]):
+                gone = [m for m in s["milestones"] if m not in kept]
+                notes.append(f"param_scheduler.{i}.milestones {gone} ({t}) fall at or after train.epochs={epochs}: "
+                             "dropped")
+            if not kept:
+                continue
+            s["milestones"] = kept
+        if end > begin:
+            out.append(s)
+    return out, notes
+
+
+def fit_notes(cfg) -> list[str]:
+    """The changes ``fit_schedule`` makes to ``cfg``'s schedule for its ``train.epochs`` (for the record)."""
+    return fit_schedule(cfg.get("param_scheduler", []), int(cfg.train.epochs))[1]

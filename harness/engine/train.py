@@ -50,15 +50,12 @@ def work_dir_for(cfg) -> Path:
 
 
 def _schedulers(cfg, epochs: int) -> list[dict]:
-    out = []
-    for s in cfg.get("param_scheduler", []):
-        s = dict(s)
-        if s.get("end") == "max_epochs":
-            s["end"] = epochs
-        s["begin"] = min(s.get("begin", 0), epochs)
-        s["end"] = min(s.get("end", epochs), epochs)
-        if s["end"] > s["begin"]:
-            out.append(s)
+    """The schedule fitted to the run (``schedulers.fit_schedule``); each change is logged in one line."""
+    from .schedulers import fit_schedule
+
+    out, notes = fit_schedule(cfg.get("param_scheduler", []), epochs)
+    for note in notes:
+        logging.getLogger("harness").warning(f"schedule: {note}")
     return out
 
 
@@ -135,7 +132,8 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
     precision = resolve_precision(tr.get("amp", "off"))  # checked before the work dir is made
     visualizer = visualizer_config(tr.get("tensorboard", False))
     num_classes = len({r.pid for r in splits.train})
-    train_set = TrainPairs(splits.train, splits.image_root, method.image_spec, seed=seed, cache_images=tr.cache_images)
+    train_set = TrainPairs(splits.train, splits.image_root, method.image_spec, seed=seed, cache_images=tr.cache_images,
+                           caption_rule=method.caption_rule)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "harness_config.json").write_text(json.dumps(dict(config=to_plain(cfg), num_classes=num_classes,
                                                                   data_root=data_root,
