@@ -1,4 +1,7 @@
-"""``harness`` command line: run, eval, data verify, list, leaderboard, new-method, sweep."""
+"""``harness`` command line: run, eval, data verify, list, inspect, leaderboard, new-method, sweep.
+
+Only the command that runs imports what it needs: ``list``, ``inspect``, ``leaderboard --help`` and
+``sweep status`` start without torch or any plugin (tests/test_cli_fast.py)."""
 from __future__ import annotations
 
 import argparse
@@ -31,11 +34,8 @@ def cmd_run(a):
     from .config import load_config, parse_options
     from .engine.run import run_job
 
-    opts = parse_options(a.cfg_options)
-    if a.seed is not None:
-        opts["seed"] = a.seed
-    if a.epochs is not None:
-        opts.setdefault("train", {})["epochs"] = a.epochs
+    opts = parse_options((a.cfg_options or []) + ([f"seed={a.seed}"] if a.seed is not None else [])
+                         + ([f"train.epochs={a.epochs}"] if a.epochs is not None else []))
     cfg = load_config(a.method, a.dataset, a.config, opts)
     paths = run_job(cfg, data_root=a.data_root, work_dir=a.work_dir, results_dir=a.results_dir,
                     resume=not a.no_resume, launcher=a.launcher)
@@ -96,19 +96,49 @@ def _add_list(sub):
 
 
 def cmd_list(a):
-    from .registry import DATASETS, ENCODERS, METHODS, discover_plugins, names
+    # names only, from package metadata and the registry's static tables: no plugin (nor torch) is imported
+    from .registry import BUILTIN_DATASETS, BUILTIN_ENCODERS, plugin_entry_points
 
-    eps = discover_plugins()
-    print("methods:  " + ", ".join(f"{n} ({eps.get(n, 'built-in')})" for n in names(METHODS)))
-    print("datasets: " + ", ".join(names(DATASETS)))
-    print("encoders: " + ", ".join(names(ENCODERS)))
+    eps = plugin_entry_points()
+    print("methods:  " + ", ".join(f"{n} ({v})" for n, v in sorted(eps.items())))
+    print("datasets: " + ", ".join(BUILTIN_DATASETS))
+    print("encoders: " + ", ".join(BUILTIN_ENCODERS))
+    return 0
+
+
+def _add_inspect(sub):
+    p = sub.add_parser("inspect", help="HTML page of a record's retrievals (top-k thumbnails, true matches marked), "
+                                       "breakdowns with CIs (also CSV); --vs: where two records disagree")
+    p.add_argument("record", help="record folder in the results store, e.g. results/<record_id>")
+    p.add_argument("--vs", metavar="RECORD", help="a second record on the same queries: shown side by side")
+    p.add_argument("--worst", type=int, metavar="N", help="the N queries with the worst first-match rank (default 10)")
+    p.add_argument("--query", nargs="+", metavar="ID", help="queries to show: index or query key (path#n)")
+    p.add_argument("--data-root", help="the dataset folder the record was evaluated on (thumbnails are read there)")
+    p.add_argument("--out", help="output folder (default: inspect/<record folder name>)")
+    p.add_argument("--resamples", type=int, default=1000, help="identity-bootstrap resamples of the breakdown CIs")
+
+
+def cmd_inspect(a):
+    from .inspector import inspect_records  # numpy, PIL and scipy only: no torch, no plugin
+
+    if a.resamples < 99:
+        raise HarnessError(f"--resamples {a.resamples}: use at least 99")
+    res = inspect_records(a.record, a.data_root, a.out, vs=a.vs, worst_n=a.worst, queries=a.query,
+                          resamples=a.resamples)
+    if res.counts:
+        print(f"rank 1 for A only: {res.counts['a_only']}, for B only: {res.counts['b_only']}")
+    print(f"{res.page} ({res.shown} queries shown; {res.missing_images} gallery images missing, shown as "
+          f"placeholders)\n{res.csv}")
     return 0
 
 
 def _add_leaderboard(sub):
-    p = sub.add_parser("leaderboard", help="rebuild leaderboard tables from the results store")
-    p.add_argument("--results-dir", default="results")
+    p = sub.add_parser("leaderboard", help="rebuild leaderboard tables from one or more results stores")
+    p.add_argument("--results-dir", nargs="+", default=["results"], metavar="DIR",
+                   help="results stores (several: a record found in two is counted once)")
     p.add_argument("--out", default="leaderboards")
+    p.add_argument("--force", action="store_true",
+                   help="replace a board of other stores in --out (e.g. the committed leaderboards/)")
     p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
 
@@ -116,15 +146,12 @@ def _add_leaderboard(sub):
 def cmd_leaderboard(a):
     from .leaderboard.build import build_leaderboards
 
-    if not Path(a.results_dir).is_dir():
-        raise HarnessError(f"results folder {a.results_dir} does not exist; run `harness run ...` first or pass "
-                           "--results-dir DIR")
     if a.resamples < 99:
         raise HarnessError(f"--resamples {a.resamples}: use at least 99 (p-values are multiples of 1/(resamples+1))")
     if not 0 < a.alpha < 1:
         raise HarnessError(f"--alpha {a.alpha}: must be between 0 and 1")
 
-    for p in build_leaderboards(a.results_dir, a.out, resamples=a.resamples, alpha=a.alpha):
+    for p in build_leaderboards(a.results_dir, a.out, resamples=a.resamples, alpha=a.alpha, force=a.force):
         print(p)
     return 0
 
@@ -212,7 +239,8 @@ def cmd_sweep(a):
 
 
 COMMANDS = dict(run=(_add_run, cmd_run), eval=(_add_eval, cmd_eval), data=(_add_data, cmd_data),
-                list=(_add_list, cmd_list), leaderboard=(_add_leaderboard, cmd_leaderboard),
+                list=(_add_list, cmd_list), inspect=(_add_inspect, cmd_inspect),
+                leaderboard=(_add_leaderboard, cmd_leaderboard),
                 sweep=(_add_sweep, cmd_sweep), **{"new-method": (_add_new_method, cmd_new_method)})
 
 

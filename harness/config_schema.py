@@ -92,12 +92,14 @@ TRAIN = {
     "selection": lambda k, v: check_choice(k, v, ("last", "val")),
     "val_split": lambda k, v: check_float(k, v, 0.0, 1.0, hi_open=True),
     "sampler": lambda k, v: _check_sampler(k, v),
+    "drop_last": check_bool,
 }
 
 EVAL = {
     "num_workers": check_workers,
     "batch_size": lambda k, v: check_int(k, v, 1),
     "chunk_size": lambda k, v: check_int(k, v, 1),
+    "store_topk": lambda k, v: check_int(k, v, 0, 1000),  # retrieved items kept per query (harness inspect); 0: none
 }
 
 OPTIMIZERS_FLOAT = {  # optimizer keywords and their ranges; anything numeric must at least be finite
@@ -147,7 +149,7 @@ def _check_optim(ow) -> None:
         check_int("optim_wrapper.accumulative_counts", ow["accumulative_counts"], 1)
 
 
-def _check_schedulers(scheds) -> None:
+def _check_schedulers(scheds, epochs: int = 1) -> None:
     if not isinstance(scheds, Sequence) or isinstance(scheds, str):
         raise ConfigError(f"param_scheduler must be a list of dicts, got {_show(scheds)}")
     import mmengine.optim  # noqa: F401
@@ -164,10 +166,31 @@ def _check_schedulers(scheds) -> None:
         for b in ("begin", "end"):
             if b in s and s[b] != "max_epochs":
                 check_int(f"{key}.{b}", s[b], 0)
+        if isinstance(s.get("end"), int) and s["end"] <= s.get("begin", 0):
+            raise ConfigError(f"{key}: end={s['end']} is not after begin={s.get('begin', 0)}; the scheduler would "
+                              "never run (end is exclusive, in epochs)")
         for name, value in s.items():
             if name not in ("type", "begin", "end", "by_epoch", "convert_to_iter_based") and \
                     isinstance(value, (int, float)) and not isinstance(value, bool):
                 check_float(f"{key}.{name}", value)
+        _dry_build_scheduler(key, s, epochs)
+
+
+def _dry_build_scheduler(key: str, s: Mapping, epochs: int) -> None:
+    """Build the scheduler once on a one-parameter optimizer, as training will (``end='max_epochs'`` ->
+    ``epochs``): keywords it does not take and values its constructor refuses fail here, not after the data
+    is loaded."""
+    import torch
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    s = dict(s)
+    if s.get("end", "max_epochs") == "max_epochs":  # a short run clamps the span (or drops it); its keywords
+        s["end"] = max(epochs, s.get("begin", 0) + 1)  # are checked all the same
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0, momentum=0.9)
+    try:
+        PARAM_SCHEDULERS.build(dict(s, optimizer=opt))
+    except (TypeError, ValueError, KeyError, AssertionError) as exc:
+        raise ConfigError(f"{key} ({s['type']}): {' '.join(str(exc).split())}") from None
 
 
 def _check_typed(key: str, node) -> None:
@@ -193,7 +216,8 @@ def validate_values(cfg: Mapping) -> None:
         raise ConfigError("train.val_split holds out identities for validation, but nothing validates: set "
                           "train.selection='val' (or train.eval_interval > 0 to log val metrics)")
     _check_optim(cfg.get("optim_wrapper", {}))
-    _check_schedulers(cfg.get("param_scheduler", []))
+    epochs = train.get("epochs", 1) if isinstance(train, Mapping) else 1
+    _check_schedulers(cfg.get("param_scheduler", []), epochs)
     for key in ("method", "dataset"):
         _check_typed(key, cfg.get(key))
     xs = cfg.get("cross_domain", []) or []
@@ -203,12 +227,43 @@ def validate_values(cfg: Mapping) -> None:
         _check_typed(f"cross_domain[{i}]", x)
 
 
-def check_pair(key: str, v, lo: int = 1):
+# Upper bounds that keep a typo from allocating tens of GB: (H/16 * W/16) patch tokens and L x L text masks.
+MAX_IMAGE_SIDE = 2048
+MAX_TOKENS = 1024
+
+
+def check_pair(key: str, v, lo: int = 1, hi: int | None = None):
     if not isinstance(v, Sequence) or isinstance(v, str) or len(v) != 2:
         raise ConfigError(f"{key} must be a pair of integers (H, W), got {_show(v)}")
     for i, x in enumerate(v):
-        check_int(f"{key}[{i}]", x, lo)
+        check_int(f"{key}[{i}]", x, lo, hi)
     return v
+
+
+def _encoder_class(obj):
+    """A registered encoder is a class or a builder function annotated with the class it returns."""
+    import inspect
+    import typing
+
+    if inspect.isclass(obj):
+        return obj
+    return typing.get_type_hints(obj).get("return", obj)
+
+
+def check_method_encoders(method: Mapping, prefix: str = "method") -> None:
+    """Every shared-encoder dict inside a method section (any depth, any key name: FMFA's ``encoder``,
+    IVT's ``vision``/``text``) through :func:`check_encoder`, whichever method holds it; an encoder dict is
+    one whose ``type`` names a registered encoder."""
+    from .registry import ENCODERS, lookup, names
+
+    known = set(names(ENCODERS))
+    for name, value in method.items():
+        key = f"{prefix}.{name}"
+        if isinstance(value, Mapping):
+            if isinstance(value.get("type"), str) and value["type"] in known:
+                check_encoder(key, value, _encoder_class(lookup(ENCODERS, value["type"])), value["type"])
+            else:
+                check_method_encoders(value, key)
 
 
 def check_optional_path(key: str, v):
@@ -235,9 +290,9 @@ def check_encoder(key: str, cfg, encoder_cls, kind: str) -> None:
         if name == "preset":
             check_choice(k, value, tuple(presets)) if presets else check_str(k, value)
         elif name == "image_size":
-            check_pair(k, value, 16)
+            check_pair(k, value, 16, MAX_IMAGE_SIDE)
         elif name in ("context_length", "max_length"):
-            check_int(k, value, 3)
+            check_int(k, value, 3, MAX_TOKENS)
         elif name in ("checkpoint", "path", "vocab_file"):
             check_optional_path(k, value)
 

@@ -90,5 +90,6 @@ def retrieval_arrays(ev: EvalSet, splits: Splits, pq: PerQuery) -> dict[str, np.
         image_dir = "."
     return dict(topk_index=pq.topk_index, topk_score=pq.topk_score,
                 query_caption=np.array(ev.query_captions, dtype="U"),
-                gallery_path=np.array(ev.gallery_paths, dtype="U"), image_dir=np.array(image_dir),
+                gallery_path=np.array(ev.gallery_paths, dtype="U"), gallery_pid=np.asarray(ev.gallery_pids),
+                image_dir=np.array(image_dir),
                 data_root_hint=np.array(str(root)))
