@@ -47,12 +47,15 @@ def test_one_identity_gives_no_test_and_no_interval():
     assert d == pytest.approx(200 / 3) and np.isnan(lo) and np.isnan(hi)
 
 
-def test_seed_test_has_no_cliff_at_zero_variance():
+def test_seed_test_is_na_without_spread_beyond_float_noise():
     assert seed_test([50.0, 50.0], [50.0, 50.0]) is None
     assert seed_test([50.0, 50.0], [51.0, 51.0]) is None  # undefined, not p = 0
-    p_tiny = seed_test([50.0, 50.0 + 1e-9], [51.0, 51.0])
+    # a spread of 1e-9 on values near 50 is float noise (below SPREAD_RTOL of the magnitude), not seed
+    # variation: n/a, not the p = 3e-10 Welch would give
+    assert seed_test([50.0, 50.0 + 1e-9], [51.0, 51.0]) is None
     p_small = seed_test([50.0, 50.1], [51.0, 51.1])
-    assert p_tiny is not None and p_small is not None and p_tiny <= p_small
+    p_smaller_spread = seed_test([50.0, 50.01], [51.0, 51.01])
+    assert p_small is not None and p_smaller_spread is not None and p_smaller_spread <= p_small
 
 
 def _row(label, hits, metrics):

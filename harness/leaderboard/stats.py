@@ -1,21 +1,45 @@
-"""Paired significance tests on per-query scores, clustered by person identity.
+"""Paired significance tests on per-query scores, clustered by person identity, and across seeds.
 
-TIPR queries are not independent: a person has several captions (and several images). Both tests
+TIPR queries are not independent: a person has several captions (and several images). The tests
 therefore work on per-identity sums of the per-query difference (Δ = A − B), the statistic being
-the overall mean difference Σ_c s_c / N:
+the overall mean difference Σ_c s_c / N.
 
-- paired randomization (sign-flip) test: scipy.stats.permutation_test over identities,
-  p = (b + 1) / (n + 1) (Phipson & Smyth 2010);
-- bootstrap confidence interval: identities resampled with replacement (scipy.stats.bootstrap, paired).
+- ``method_test`` (the leaderboard's †): do two *methods* differ, counting both the training seed and
+  the sampling of test identities as chance? A Welch t-test over the rows' per-seed scores whose
+  variance also carries the method × identity part estimated from the identity structure
+  (two-level; see its docstring). It needs two or more seeds per row.
+- ``randomization_test``: paired sign-flip test over identities, p = (b + 1) / (n + 1) (Phipson &
+  Smyth 2010): do two *trained models* (seed-averaged per-query results) differ on this test set's
+  population of identities? Seed variation is not in its null; shown for reference.
+- ``bootstrap_ci``: identities resampled with replacement (scipy.stats.bootstrap, paired).
+- ``seed_test``: Welch over per-seed metric values, for reference.
 
 ``cluster=None`` gives the plain query-level versions. Holm's step-down correction is applied
 across every pairwise comparison of one table (all pairs of rows, R1 and mAP together: one family per
 table), so the chance of any false † in a table stays at or below alpha however many rows it has.
+Non-finite scores are refused (``ScoreError``): a NaN must never become a p-value.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
-from scipy import stats
+from scipy import special, stats
+
+from ..errors import HarnessError
+
+SPREAD_RTOL = 1e-8  # a spread below this fraction of the values' magnitude is float noise, not variation
+
+
+class ScoreError(HarnessError):
+    """Per-query or per-seed scores that no test can use (NaN, infinite, mismatched shapes)."""
+
+
+def _finite(*arrays) -> None:
+    for a in arrays:
+        if not np.isfinite(a).all():
+            raise ScoreError(f"{np.count_nonzero(~np.isfinite(a))} non-finite (NaN or infinite) score(s): "
+                             "no p-value is computed from them")
 
 
 def _cluster_sums(diff: np.ndarray, cluster: np.ndarray | None):
@@ -39,13 +63,15 @@ def randomization_test(a: np.ndarray, b: np.ndarray, cluster: np.ndarray | None 
     the test can never reach 0.05). Otherwise ``n_resamples`` random patterns give the Monte Carlo
     p = (b + 1) / (n + 1) (Phipson & Smyth 2010), the same test as
     ``scipy.stats.permutation_test((d,), mean, permutation_type='samples')`` (the tests check that).
-    Sums are float64 and ties with the observed statistic are counted (relative tolerance 1e-9, far
+    ("16 identities" counts identities whose summed difference is non-zero: zero sums are dropped
+    first.) Sums are float64 and ties with the observed statistic are counted (relative tolerance 1e-9, far
     above float64 rounding and far below any real difference between sums of scores). Zero differences
     cannot change the statistic and are dropped. Fewer than two identities: None (nothing to test).
     """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape:
-        raise ValueError("paired test needs per-query scores on the same queries")
+        raise ScoreError("paired test needs per-query scores on the same queries")
+    _finite(a, b)
     sums, _ = _cluster_sums(a - b, cluster)
     if len(sums) < 2:
         return None
@@ -75,6 +101,9 @@ def bootstrap_ci(a: np.ndarray, b: np.ndarray, cluster: np.ndarray | None = None
     """(mean difference, low, high): percentile CI of mean(a - b), resampling identities. With fewer
     than two identities nothing is known about the spread: low and high are NaN (shown as n/a)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        raise ScoreError("paired interval needs per-query scores on the same queries")
+    _finite(a, b)
     sums, counts = _cluster_sums(a - b, cluster)
     delta = float(sums.sum() / counts.sum())
     if len(sums) < 2:
@@ -104,12 +133,93 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
+def _negligible(values: np.ndarray) -> bool:
+    """True when the spread of ``values`` is below SPREAD_RTOL of their magnitude (float noise)."""
+    return values.std() <= SPREAD_RTOL * max(1.0, float(np.abs(values).max()))
+
+
 def seed_test(a_seeds, b_seeds) -> float | None:
     """Welch's t-test on per-seed metric values. None (n/a) with fewer than 2 seeds on either side, or
-    when both sides have zero spread: Welch's statistic is then undefined, and no threshold on the mean
-    difference can stand in for it without a cliff from p = 1 to p = 0."""
+    when both sides have no spread beyond float noise (SPREAD_RTOL of the values, so
+    [50, 50 + 1e-9] vs [51, 51] is n/a too): Welch's statistic is then undefined, and no threshold on
+    the mean difference can stand in for it without a cliff from p = 1 to p = 0."""
     a, b = np.asarray(a_seeds, float), np.asarray(b_seeds, float)
-    if len(a) < 2 or len(b) < 2 or (a.var() == 0 and b.var() == 0):
+    if len(a) < 2 or len(b) < 2:
         return None
-    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    return None if np.isnan(p) else p
+    _finite(a, b)
+    if _negligible(a) and _negligible(b):
+        return None
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)  # Welch's t, as scipy.stats.ttest_ind(equal_var=False)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return float(2 * special.stdtr(df, -abs(a.mean() - b.mean()) / np.sqrt(va + vb)))
+
+
+class MethodTest(NamedTuple):
+    delta: float  # mean over A's seeds minus mean over B's seeds (= Δ of the seed-averaged per-query scores)
+    se: float  # NaN when untestable
+    df: float
+    p: float | None  # None: untestable (fewer than 2 seeds on a side, < 2 identities, or no spread at all)
+    low: float  # (1 - alpha) t interval; NaN when untestable
+    high: float
+
+
+def _identity_sums(runs: np.ndarray, inv: np.ndarray, n_ids: int) -> np.ndarray:
+    """(runs, identities) sums of each run's per-query scores, in one bincount."""
+    index = inv[None, :] + n_ids * np.arange(len(runs))[:, None]
+    return np.bincount(index.ravel(), weights=runs.ravel(), minlength=n_ids * len(runs)).reshape(len(runs), n_ids)
+
+
+def method_test(runs_a, runs_b, cluster, confidence: float = 0.95) -> MethodTest:
+    """Two-level test of "methods A and B score the same", seeds and test identities both random.
+
+    ``runs_a`` is (seeds of A, queries): one row of per-query scores per trained model, likewise
+    ``runs_b``; ``cluster`` the queries' identities. With X_s a run's mean score, Δ = mean(X_A) −
+    mean(X_B) and
+
+        Var(Δ) = s²_A/S_A + s²_B/S_B + B,
+
+    where s² is the sample variance of a row's run scores (every source of seed-to-seed change: a
+    global shift of the trained model and its identity-level noise) and B the part of the identity
+    sampling variance that does not come from seeds (how the two methods' per-identity strengths
+    differ): B = V_id − W_A/S_A − W_B/S_B, floored at 0, with V_id the identity-clustered variance of the
+    seed-averaged per-identity differences and W a row's within-identity seed variance (what seed noise
+    adds to V_id; subtracting it stops it being counted twice). p is two-sided from Student's t with
+    Welch–Satterthwaite degrees of freedom (S_A − 1, S_B − 1 and identities − 1 for the three parts).
+    With the identity part zero this is Welch's test over seeds; with seeds that never differ it is an
+    identity-clustered t-test. Held level and power: tests/test_method_significance.py and
+    benchmarks/bench_significance.py.
+    """
+    A, B = np.atleast_2d(np.asarray(runs_a, np.float64)), np.atleast_2d(np.asarray(runs_b, np.float64))
+    cluster = np.asarray(cluster)
+    if A.shape[1] != B.shape[1] or A.shape[1] != len(cluster):
+        raise ScoreError(f"method test needs every run on the same queries: shapes {A.shape}, {B.shape}, "
+                         f"{len(cluster)} identities")
+    _finite(A, B)
+    xa, xb = A.mean(axis=1), B.mean(axis=1)
+    delta = float(xa.mean() - xb.mean())
+    sa, sb = len(xa), len(xb)
+    _, inv = np.unique(cluster, return_inverse=True)
+    n = np.bincount(inv).astype(np.float64)
+    n_ids, q = len(n), float(len(cluster))
+    nan = float("nan")
+    if sa < 2 or sb < 2 or n_ids < 2:
+        return MethodTest(delta, nan, nan, None, nan, nan)
+    ca, cb = _identity_sums(A, inv, n_ids), _identity_sums(B, inv, n_ids)
+    d = ca.mean(axis=0) - cb.mean(axis=0)
+    v_id = n_ids / (n_ids - 1) * float(np.sum((d - delta * n) ** 2)) / q ** 2
+    w_a = float(np.sum((ca - ca.mean(axis=0)) ** 2)) / (sa - 1) / q ** 2
+    w_b = float(np.sum((cb - cb.mean(axis=0)) ** 2)) / (sb - 1) / q ** 2
+    scale = max(1.0, float(np.abs(xa).max()), float(np.abs(xb).max()))
+    tiny = (SPREAD_RTOL * scale) ** 2
+    parts = [(0.0 if _negligible(xa) else float(xa.var(ddof=1)) / sa, sa - 1),
+             (0.0 if _negligible(xb) else float(xb.var(ddof=1)) / sb, sb - 1),
+             (max(0.0, v_id - w_a / sa - w_b / sb), n_ids - 1)]
+    parts = [(v, f) for v, f in parts if v > tiny]
+    var = sum(v for v, _ in parts)
+    if not parts:
+        return MethodTest(delta, 0.0, nan, 1.0 if abs(delta) <= SPREAD_RTOL * scale else None, delta, delta)
+    df = var ** 2 / sum(v ** 2 / f for v, f in parts)
+    se = float(np.sqrt(var))
+    p = float(2 * special.stdtr(df, -abs(delta) / se))  # Student's t tails, without scipy.stats' per-call overhead
+    half = float(special.stdtrit(df, 0.5 + confidence / 2)) * se
+    return MethodTest(delta, se, float(df), p, delta - half, delta + half)
