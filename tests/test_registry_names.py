@@ -1,0 +1,68 @@
+"""Registry lookups accept only registered names (mmengine's Registry.get imports any module name it is
+given), and the static name tables `harness list` prints agree with the real registrations."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness.cli import main
+from harness.errors import UnknownNameError
+from harness.registry import (BUILTIN_DATASETS, BUILTIN_ENCODERS, DATASETS, ENCODERS, METHODS, lookup, names,
+                              plugin_entry_points)
+
+
+def test_static_tables_are_the_real_registrations():
+    assert sorted(BUILTIN_DATASETS) == names(DATASETS)
+    assert sorted(BUILTIN_ENCODERS) == names(ENCODERS)
+
+
+def test_listed_plugins_are_the_installed_entry_points_and_all_register():
+    eps = plugin_entry_points()
+    assert {"fmfa", "ivt", "lgur"} <= set(eps)
+    registered = set(names(METHODS))  # tests may register extra methods; every entry point must be there
+    assert set(eps) <= registered
+    for n, value in eps.items():
+        cls = METHODS.module_dict[n]
+        assert f"{cls.__module__.rsplit('.', 1)[0]}:{cls.__name__}" == value or value.endswith(f":{cls.__name__}")
+
+
+HOSTILE = ["os", "this", "antigravity", "harness.registry.Registry", "mmengine.model.BaseModel", "tipr.fmfa",
+           "os.path", "../../evil", "builtins.eval", "", "FMFA"]
+
+
+@pytest.mark.parametrize("registry", [METHODS, DATASETS, ENCODERS], ids=["method", "dataset", "encoder"])
+def test_unregistered_names_are_refused_and_nothing_is_imported(registry):
+    for name in HOSTILE:
+        with pytest.raises(UnknownNameError, match="available: "):
+            lookup(registry, name)
+    with pytest.raises(UnknownNameError):
+        lookup(registry, 3)
+
+
+def test_lookups_import_no_module_named_by_the_caller():
+    """In a fresh interpreter: `this` and `antigravity` would print or open a browser when imported. (The
+    dataset registry: its lazy locations load no plugin, so this stays fast; methods are checked above.)"""
+    code = textwrap.dedent("""
+        import sys
+        from harness.errors import UnknownNameError
+        from harness.registry import DATASETS, lookup
+        for n in ("this", "antigravity", "os.path", "xml.dom.minidom"):
+            try:
+                lookup(DATASETS, n)
+            except UnknownNameError:
+                pass
+        print(sorted(m for m in ("this", "antigravity", "xml.dom.minidom") if m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]" and "Zen of Python" not in out.stdout
+
+
+@pytest.mark.parametrize("argv, word", [(["--dataset", "os", "--method", "fmfa"], "unknown dataset 'os'"),
+                                        (["--dataset", "synth", "--method", "this"], "unknown method 'this'")])
+def test_cli_names_an_unknown_module_name_in_one_line(tmp_path, capsys, argv, word):
+    assert main(["run", *argv, "--results-dir", str(tmp_path / "r"), "--work-dir", str(tmp_path / "w")]) == 2
+    captured = capsys.readouterr()
+    assert word in captured.err and "Zen of Python" not in captured.out
+    assert not (tmp_path / "r").exists()
