@@ -26,7 +26,8 @@ class ImageSpec:
     ``encode_image``, so each method sees its own preprocessing rather than one shared guess.
 
     Train: resize (``train_interpolation``) -> horizontal flip (p=0.5) -> zero-pad ``pad_crop`` px and
-    crop back -> [0, 1] -> normalise (``mean``/``std``) -> random erasing with probability ``erasing``.
+    crop back (with ``crop_then_flip`` the crop comes first, as IVT and LGUR release it) -> [0, 1] ->
+    normalise (``mean``/``std``) -> random erasing with probability ``erasing``.
     Test: resize (``test_interpolation``) -> [0, 1] -> normalise.
     Erasing runs after normalisation (as in every released pipeline) on a rectangle of ``erasing_area``
     x image area and aspect ratio in ``erasing_ratio`` (log-uniform), filled with
@@ -45,6 +46,7 @@ class ImageSpec:
     erasing_fill: str = "mean"
     erasing_area: tuple[float, float] = (0.02, 0.4)
     erasing_ratio: tuple[float, float] = (0.3, 3.3)
+    crop_then_flip: bool = False  # False: flip, then pad + crop (IRRA build.py:36-41); True: IVT/LGUR order
 
     def __post_init__(self):
         from .errors import ConfigError
@@ -100,33 +102,119 @@ class Deviation:
 
 @dataclass(frozen=True)
 class ReleasedSetting:
-    """A constructor setting whose released value is known, declared once as data: ``deviations_from`` turns
-    every setting an instance does not hold at its released value into a ``Deviation``.
+    """A setting whose released value is known, declared once as data: ``deviations_from`` turns every
+    setting a run does not hold at its released value into a ``Deviation``.
 
     ``read(method)`` gives the instance's value, compared with ``==`` to ``released_value``; ``ours`` is a
-    ``str.format`` template over ``v`` (that value) and ``m`` (the method); ``applies(method)`` limits the
-    setting to the configurations where it has an effect (e.g. a margin of a loss that is switched on).
+    ``str.format`` template over ``v`` (that value), ``m`` (the method) and ``c`` (the run config), or a
+    callable ``(v, m) -> str``; ``applies(method)`` limits the setting to the configurations where it has an
+    effect (e.g. a margin of a loss that is switched on). With ``run=True`` the setting reads the run config
+    as well (``train.*``, ``optim_wrapper.*``, ``param_scheduler``, ``dataset.*``): ``read``, ``applies`` and a
+    callable ``released_value`` take ``(method, cfg)`` (``cfg`` a plain dict); without a config it is skipped.
+    ``switch`` names every config key the setting covers (comma-separated; a key covers its sub-keys).
     """
 
     id: str
-    read: Callable[[Any], Any]  # the method -> its value of the setting
+    read: Callable[..., Any]  # the method (and, with run=True, the run config) -> its value of the setting
     released_value: Any
     released: str
-    ours: str
+    ours: str | Callable[[Any, Any], str]
     switch: str
-    applies: Callable[[Any], bool] | None = None  # None: in every configuration
+    applies: Callable[..., bool] | None = None  # None: in every configuration
+    run: bool = False
 
-    def deviation(self, method) -> Deviation | None:
-        if self.applies is not None and not self.applies(method):
+    def deviation(self, method, cfg: dict | None = None) -> Deviation | None:
+        if self.run and cfg is None:
             return None
-        v = self.read(method)
-        return None if v == self.released_value else Deviation(self.id, self.released,
-                                                                self.ours.format(v=v, m=method), self.switch)
+        args = (method, cfg) if self.run else (method,)
+        if self.applies is not None and not self.applies(*args):
+            return None
+        v = self.read(*args)
+        want = self.released_value(*args) if callable(self.released_value) else self.released_value
+        if v == want:
+            return None
+        ours = self.ours(v, method) if callable(self.ours) else self.ours.format(v=v, m=method, c=cfg)
+        return Deviation(self.id, self.released, ours, self.switch)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The config keys ``switch`` names."""
+        return tuple(k.strip() for k in self.switch.split(",") if k.strip())
 
 
-def deviations_from(method, settings: Sequence[ReleasedSetting]) -> list[Deviation]:
-    """The deviations ``settings`` declare for ``method``'s configuration, in declaration order."""
-    return [d for d in (s.deviation(method) for s in settings) if d is not None]
+def deviations_from(method, settings: Sequence[ReleasedSetting | Deviation],
+                    cfg: dict | None = None) -> list[Deviation]:
+    """The deviations ``settings`` declare for ``method``'s configuration (and the run config ``cfg``, when
+    given), in declaration order. A ``Deviation`` in ``settings`` holds for every configuration."""
+    out = []
+    for s in settings:
+        d = s if isinstance(s, Deviation) else s.deviation(method, cfg)
+        if d is not None:
+            out.append(d)
+    return out
+
+
+def config_value(cfg: dict, key: str, default: Any = None) -> Any:
+    """The value at dotted ``key`` of a run config (plain dict), as JSON would hold it (tuples become lists),
+    or ``default`` where a section or key is absent; for ``ReleasedSetting(run=True)`` readers."""
+    import json
+
+    v: Any = cfg
+    for part in key.split("."):
+        if not isinstance(v, dict) or part not in v:
+            return default
+        v = v[part]
+    return json.loads(json.dumps(v))
+
+
+def declared_deviations(method, cfg: dict | None = None) -> list[Deviation]:
+    """``method.deviations(cfg)``, or ``method.deviations()`` for a plugin whose method takes no config."""
+    import inspect
+
+    fn = method.deviations
+    try:
+        takes_cfg = bool(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        takes_cfg = False
+    return list(fn(cfg) if takes_cfg else fn())
+
+
+@dataclass(frozen=True)
+class CaptionRule:
+    """A training-caption rule of a method's released data code, applied by the harness to the training
+    items (never to the test split): captions over ``max_words`` words, counted as the released
+    ``_split_word`` does (split on spaces, then on '.', ',' and '?'), are dropped (``overflow='drop'``) or cut
+    before their word ``max_words + 1`` (``'truncate'``)."""
+
+    max_words: int
+    overflow: str = "drop"
+
+    def __post_init__(self):
+        from .errors import ConfigError
+
+        if isinstance(self.max_words, bool) or not isinstance(self.max_words, int) or self.max_words < 1:
+            raise ConfigError(f"caption rule max_words: expected an integer >= 1, found {self.max_words!r}")
+        if self.overflow not in ("drop", "truncate"):
+            raise ConfigError(f"caption rule overflow: {self.overflow!r} is not one of drop, truncate")
+
+    @staticmethod
+    def words(caption: str) -> list[str]:
+        """The released word split: on ' ', then a word holding '.' (else ',', else '?') split on it, empty
+        parts dropped (IVT datasets/rstp_reid.py:59-80)."""
+        out = []
+        for w in caption.split(" "):
+            sep = next((c for c in ".,?" if c in w), None)
+            out += [p for p in w.split(sep) if p] if sep else [w]
+        return out
+
+    def apply(self, caption: str) -> str | None:
+        """The caption the rule keeps (None: dropped)."""
+        words = self.words(caption)
+        if len(words) <= self.max_words:
+            return caption
+        if self.overflow == "drop":
+            return None
+        return caption[:caption.index(words[self.max_words])]  # released: the first occurrence of that word
 
 
 class RetrievalMethod(nn.Module):
@@ -214,8 +302,18 @@ class RetrievalMethod(nn.Module):
         """Facts recorded with every result (modes, sizes): plain JSON values."""
         return {}
 
-    def deviations(self) -> list[Deviation]:
+    #: the method's table of released settings (``ReleasedSetting`` and always-on ``Deviation`` entries);
+    #: ``deviations`` is generated from it, and a test checks that it covers every config key
+    released_settings: ClassVar[tuple] = ()
+
+    @property
+    def caption_rule(self) -> CaptionRule | None:
+        """A released training-caption filter the harness applies (None: keep every caption)."""
+        return None
+
+    def deviations(self, cfg: dict | None = None) -> list[Deviation]:
         """Differences from the released code that are in effect *for this configuration* (a
-        deviation switched off by the config is not listed). Recorded with every result and shown
-        as leaderboard footnotes; an empty list claims parity with the released code."""
-        return []
+        deviation switched off by the config is not listed), generated from ``released_settings``;
+        ``cfg`` is the resolved run config (plain dict), without which run-level settings are not judged.
+        Recorded with every result and shown as leaderboard footnotes; an empty list claims parity."""
+        return deviations_from(self, self.released_settings, cfg)

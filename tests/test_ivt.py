@@ -102,11 +102,12 @@ def test_position_table_is_resized_once_from_the_checkpoint_grid(tmp_path):
 
 
 def test_deviations_list_what_the_config_changes():
+    # without a run config only the model's own settings are judged (tiny encoders: encoder-preset)
     ids = [d.id for d in _model().deviations()]
-    assert ids == ["no-vlp", "clip-vit", "image-stats", "word-view", "drop-path"]  # _model sets drop_path 0
+    assert ids == ["no-vlp", "clip-vit", "encoder-preset", "image-stats", "drop-path", "tie-rule"]  # drop_path 0
     ids = [d.id for d in IVT(vision=VISION, text=TEXT, stride=6, levels=["sentence"], cmpm_target_norm="l1",
-                             image_mean=(0.5,) * 3, image_std=(0.5,) * 3).deviations()]
-    assert ids == ["no-vlp", "clip-vit", "levels", "cmpm-target"]
+                             image_mean=(0.5,) * 3, image_std=(0.5,) * 3, drop_path=0.1).deviations()]
+    assert ids == ["no-vlp", "clip-vit", "encoder-preset", "levels", "cmpm-target", "tie-rule"]
 
 
 def test_mismatched_encoders_are_refused():

@@ -24,6 +24,7 @@ train = dict(
     log_interval=20,
     selection="last",  # "last" epoch, or "val": best epoch by val R1 (never the test split)
     val_split=0.0,  # > 0: hold out this fraction of training identities as val (datasets without a val split)
+    drop_last=False,  # True: the last partial batch of an epoch is not trained on (DataLoader drop_last)
     sampler=dict(type="random"),  # or dict(type="identity", num_instances=4): P x K identity batches
 )
 

@@ -112,20 +112,29 @@ class ImageTransform:
     def __call__(self, img: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
         x = img.float().div_(255)
         aug = self.spec.augment
-        if self.train:
-            if aug.get("flip") and torch.rand((), generator=g) < 0.5:
-                x = x.flip(-1)
-            pad = int(aug.get("pad_crop", 0))
-            if pad:
-                H, W = x.shape[-2:]
-                x = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-                i = int(torch.randint(0, 2 * pad + 1, (), generator=g))
-                j = int(torch.randint(0, 2 * pad + 1, (), generator=g))
-                x = x[:, i:i + H, j:j + W]
+        if self.train:  # flip (p=0.5) and zero pad + crop, in the spec's order (torchvision's draws, one each)
+            steps = (self._pad_crop, self._flip) if self.spec.crop_then_flip else (self._flip, self._pad_crop)
+            for step in steps:
+                x = step(x, aug, g)
         x = (x - self.mean) / self.std
         if self.train and torch.rand((), generator=g) < aug.get("erasing", 0):
             x = self.erase(x, g)
         return x
+
+    @staticmethod
+    def _flip(x, aug, g):
+        return x.flip(-1) if aug.get("flip") and torch.rand((), generator=g) < 0.5 else x
+
+    @staticmethod
+    def _pad_crop(x, aug, g):
+        pad = int(aug.get("pad_crop", 0))
+        if not pad:
+            return x
+        H, W = x.shape[-2:]
+        x = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+        i = int(torch.randint(0, 2 * pad + 1, (), generator=g))
+        j = int(torch.randint(0, 2 * pad + 1, (), generator=g))
+        return x[:, i:i + H, j:j + W]
 
     def erase(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         """One rectangle, drawn as torchvision's ``RandomErasing.get_params`` and timm's ``RandomErasing``
@@ -173,10 +182,13 @@ class TrainPairs(Dataset):
     """One item per (image, caption) pair, as in IRRA; pids are remapped to 0..K-1."""
 
     def __init__(self, records: list[ImageRecord], image_root: Path, spec: ImageSpec, seed: int = 0,
-                 cache_images: bool = False, max_pixels: int | None = None):
+                 cache_images: bool = False, max_pixels: int | None = None, caption_rule=None):
         pids = sorted({r.pid for r in records})
         self.pid_map = {p: i for i, p in enumerate(pids)}
         self.items = [(ri, c) for ri, r in enumerate(records) for c in r.captions]
+        if caption_rule is not None:  # the method's released caption filter (plugin.CaptionRule), training only
+            kept = [(ri, caption_rule.apply(c)) for ri, c in self.items]
+            self.items = [(ri, c) for ri, c in kept if c is not None]
         self.records, self.spec, self.seed, self.epoch = records, spec, seed, 0
         self.source = _ImageSource(image_root, spec.size, cache_images, spec.train_interpolation, max_pixels)
         self.transform = ImageTransform(spec, train=True)

@@ -35,11 +35,12 @@ def _pinned(cfg) -> bool:
 
 
 def train_loader_options(cfg) -> dict:
-    """``num_workers``, ``pin_memory``, ``persistent_workers`` for the training DataLoader."""
+    """``num_workers``, ``pin_memory``, ``persistent_workers``, ``drop_last`` for the training DataLoader."""
     tr = cfg.train
     workers = resolve_workers(tr.get("num_workers", 0), "train.num_workers")
     persistent = check_bool("train.persistent_workers", tr.get("persistent_workers", False)) and workers > 0
-    return dict(num_workers=workers, pin_memory=_pinned(cfg), persistent_workers=persistent)
+    return dict(num_workers=workers, pin_memory=_pinned(cfg), persistent_workers=persistent,
+                drop_last=check_bool("train.drop_last", tr.get("drop_last", False)))
 
 
 def eval_options(cfg) -> dict:

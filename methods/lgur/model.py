@@ -11,22 +11,56 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.plugin import Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, deviations_from
+from harness.plugin import Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, config_value
 from harness.registry import build_encoder
 
 from .modules import RANK_TEXT_ANCHORS, BiLSTMHead, CrossAttentionDecoder, semi_hard_ranking_loss
 
 IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-RELEASED_SETTINGS = (  # the switchable differences from ZhiyinShao-H/LGUR@c203cc7
+AUGMENT = dict(flip=True, pad_crop=10, erasing=0.0)  # data/dataloader.py:20-27: Pad 10, RandomCrop, flip, no erasing
+RECON = dict(depth=1, heads=6, dim_head=64, mlp_dim=768)  # model/DETR_model.py:144-145 (TXTDecoder_2, theta_r)
+PROTO = dict(depth=2, heads=6, dim_head=512, mlp_dim=512)  # model/DETR_model.py:141-142 (TXTDecoder, theta_p)
+RECIPE = "train_mydecoder_pixelvit_txtimg_3_bert.py"
+
+# The one table of ZhiyinShao-H/LGUR@c203cc7's settings: every model switch and every recipe key of a run config
+# that can change results is here with its released value; always-on differences are Deviations.
+RELEASED_SETTINGS = (
+    ReleasedSetting("clip-vit", lambda m: (m.presets["vision"], list(m.image_size), m.prototypes.shape[1]), None,
+                    "DeiT-Small distilled, width 384, drop-path 0.1, 384x128 images (model/model.py:156-162, "
+                    "local_feature=True)",
+                    "CLIP ViT '{v[0]}' at {v[1][0]}x{v[1][1]} + Linear to {v[2]}, CLIP's ln_pre, no drop-path",
+                    "method.vision"),
+    ReleasedSetting("text-preset", lambda m: (m.text_encoder.num_layers, m.text_encoder.hidden_size,
+                                              m.text_encoder.max_length), (12, 768, 100),
+                    "bert-base-uncased (12 x 768; model/text_feature_extract.py:68-69), token ids cut at 100 "
+                    "(data/dataset.py:69-76, option/options.py:49 caption_length_max)",
+                    "BERT " + "'{m.presets[text]}' ({v[0]} x {v[1]}), {v[2]} tokens", "method.text"),
+    ReleasedSetting("random-init", lambda m, c: (config_value(c, "method.vision.checkpoint") is not None,
+                                                 config_value(c, "method.text.path") is not None), (True, True),
+                    "ImageNet DeiT-S and bert-base-uncased weights (model/model.py:156-162, "
+                    "text_feature_extract.py:70)", "pretrained vision weights: {v[0]}, pretrained text weights: {v[1]}",
+                    "method.vision.checkpoint, method.text.path", run=True),
     ReleasedSetting("image-stats", lambda m: (list(m.image_spec.mean), list(m.image_spec.std)),
                     (list(IMAGENET["mean"]), list(IMAGENET["std"])), "ImageNet mean/std (data/dataloader.py:26, 42)",
                     "mean {v[0]}, std {v[1]}", "method.image_mean, method.image_std"),
+    ReleasedSetting("augment", lambda m: dict(m.image_spec.augment), AUGMENT,
+                    "Pad 10 + RandomCrop, then flip p=0.5, no erasing (data/dataloader.py:20-27)", "augment {v}",
+                    "method.augment"),
+    ReleasedSetting("widths", lambda m: (m.prototypes.shape[1], m.dictionary.shape[0], m.prototypes.shape[0],
+                                         m.part_proj[0].out_features), (384, 400, 6, 512),
+                    "width 384, 400 dictionary atoms, 6 prototypes, 512-d parts (model/DETR_model.py:152-157, "
+                    "option/options.py:45 feature_length)",
+                    "width {v[0]}, {v[1]} atoms, {v[2]} prototypes, {v[3]}-d parts",
+                    "method.dim, method.dict_size, method.num_prototypes, method.part_dim"),
+    ReleasedSetting("decoders", lambda m: (m.recon_cfg, m.proto_cfg), (RECON, PROTO),
+                    "theta_r depth 1, 6 heads of 64, MLP 768; theta_p depth 2, 6 heads of 512, MLP 512 "
+                    "(model/DETR_model.py:141-145)", "recon {v[0]}, proto {v[1]}", "method.recon, method.proto"),
     ReleasedSetting("rank-text-anchor", lambda m: m.rank_text_anchor, "released",
                     "text-anchor negatives picked on S^T, hinge taken on S[anchor, negative] "
                     "(loss/RankingLoss.py:64-74)",
                     "true text anchors: hinge on S^T[anchor, negative]", "method.rank_text_anchor"),
     ReleasedSetting("margin", lambda m: m.margin, 0.3,
-                    "ranking margin 0.3 (train_mydecoder_pixelvit_txtimg_3_bert.py:79)", "margin {v}", "method.margin"),
+                    f"ranking margin 0.3 ({RECIPE}:79)", "margin {v}", "method.margin"),
     ReleasedSetting("text-encoder", lambda m: (m.freeze_text, m.text_dropout_in_train), (True, True),
                     "frozen BERT, dropout active in training (model/text_feature_extract.py:70-79)",
                     "freeze_text={v[0]}, text_dropout_in_train={v[1]}",
@@ -34,6 +68,44 @@ RELEASED_SETTINGS = (  # the switchable differences from ZhiyinShao-H/LGUR@c203c
     ReleasedSetting("last-block", lambda m: m.drop_last_block, True,
                     "image tokens after all blocks but the last (vit_pytorch.py:394, local_feature=True)",
                     "image tokens after every block", "method.drop_last_block"),
+    ReleasedSetting("optimizer", lambda m, c: config_value(c, "optim_wrapper.optimizer"),
+                    dict(type="Adam", lr=1e-4, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0),
+                    f"Adam betas (0.9, 0.999), no weight decay, base lr 1e-4 ({RECIPE}:78, 105, 149-159)",
+                    "optimizer {v}", "optim_wrapper.optimizer, optim_wrapper.type", run=True),
+    ReleasedSetting("lr-groups", lambda m, c: config_value(c, "optim_wrapper.paramwise_cfg", {}),
+                    dict(custom_keys={k: dict(lr_mult=10.0) for k in ("text_lstm", "part_proj", "classifiers")}),
+                    f"BiLSTM, part projections and ID heads at 1e-3, the rest 1e-4 ({RECIPE}:149-156)",
+                    "paramwise_cfg {v}", "optim_wrapper.paramwise_cfg", run=True),
+    ReleasedSetting("grad-steps", lambda m, c: (config_value(c, "optim_wrapper.clip_grad"),
+                                                config_value(c, "optim_wrapper.accumulative_counts", 1)), (None, 1),
+                    f"one unclipped step per batch ({RECIPE}:179-240)", "clip_grad {v[0]}, accumulating {v[1]}",
+                    "optim_wrapper.clip_grad, optim_wrapper.accumulative_counts", run=True),
+    ReleasedSetting("schedule", lambda m, c: config_value(c, "param_scheduler"),
+                    [dict(type="MultiStepLR", by_epoch=True, milestones=[19, 39, 49], gamma=0.1)],
+                    f"MultiStepLR [20, 40, 50] x0.1 stepped at the start of each epoch ({RECIPE}:121, 177-180), "
+                    "i.e. decays after epochs 19, 39, 49", "param_scheduler {v}", "param_scheduler", run=True),
+    ReleasedSetting("epochs", lambda m, c: config_value(c, "train.epochs"), 60, f"60 epochs ({RECIPE}:120)",
+                    "{v} epochs", "train.epochs", run=True),
+    ReleasedSetting("batch-size", lambda m, c: config_value(c, "train.batch_size"), 64, f"batch 64 ({RECIPE}:123)",
+                    "batch {v}", "train.batch_size", run=True),
+    ReleasedSetting("sampler", lambda m, c: (config_value(c, "train.sampler", {}).get("type", "random"),
+                                             config_value(c, "train.drop_last")), ("random", True),
+                    "shuffled batches, the last partial batch dropped (data/dataloader.py:32-33)",
+                    "sampler '{v[0]}', drop_last {v[1]}", "train.sampler, train.drop_last", run=True),
+    ReleasedSetting("precision", lambda m, c: config_value(c, "train.amp", "off"), "off",
+                    f"fp32 ({RECIPE}: no autocast)", "train.amp={v}", "train.amp", run=True),
+    ReleasedSetting("checkpoint-selection", lambda m, c: (config_value(c, "train.selection", "last"),
+                                                          config_value(c, "train.val_split", 0.0)), None,
+                    f"evaluates on the test split every epoch and keeps the best R1 ({RECIPE}:252-263)",
+                    "selection '{v[0]}' (val_split {v[1]}); never the test split",
+                    "train.selection, train.val_split, train.eval_interval", run=True),
+    ReleasedSetting("id-classes", lambda m, c: m.num_classes, 11000,
+                    "CUHK-PEDES: 11,000 ID classes, identities 1369, 4116, 6116 (one image each) dropped "
+                    "(processed_data_singledata_CUHK.py:120)", "{v} classes: every training identity kept",
+                    "", applies=lambda m, c: config_value(c, "dataset.type") == "cuhk", run=True),
+    Deviation("tie-rule", "np.argsort(similarity)[::-1] (quicksort, not stable) orders equal scores "
+              "(test_during_train.py:50)", "a stable sort: equal scores keep gallery order (only duplicate scores "
+              "differ)"),
 )
 
 
@@ -48,11 +120,14 @@ class LGUR(RetrievalMethod):
         margin: ranking margin (0.3).
         rank_text_anchor: "released" (the released indexing, see ``modules.ranking_loss``) or "corrected".
         drop_last_block: run all ViT blocks but the last (released ``local_feature=True``).
-        freeze_text, text_dropout_in_train: frozen BERT whose dropout stays on in training (released).
+        freeze_text, text_dropout_in_train: frozen BERT whose dropout stays on in training (released); either
+            switch works alone (``text_dropout_in_train=False`` turns BERT's dropout off, trained or frozen).
         image_mean, image_std: input normalisation (released: ImageNet's; CLIP's by default, see deviations).
         augment: train-time image augmentation (``ImageSpec`` keys flip, pad_crop, erasing).
         num_classes: training identities, for the per-prototype ID heads (given by the harness).
     """
+
+    released_settings = RELEASED_SETTINGS
 
     @classmethod
     def validate_config(cls, cfg: dict) -> None:
@@ -97,8 +172,9 @@ class LGUR(RetrievalMethod):
         if freeze_text:
             self.text_encoder.requires_grad_(False)
         self.text_lstm = BiLSTMHead(self.text_encoder.hidden_size, dim)
-        recon = dict(dict(depth=1, heads=6, dim_head=64, mlp_dim=768), **(recon or {}))
-        proto = dict(dict(depth=2, heads=6, dim_head=512, mlp_dim=512), **(proto or {}))
+        recon = dict(RECON, **(recon or {}))
+        proto = dict(PROTO, **(proto or {}))
+        self.recon_cfg, self.proto_cfg = recon, proto
         self.recon = CrossAttentionDecoder(dim, **recon)  # theta_r (DGA)
         self.proto_decoder = CrossAttentionDecoder(dim, **proto)  # theta_p (PGU)
         self.dictionary = nn.Parameter(torch.randn(dict_size, dim))  # multi-modality shared dictionary
@@ -113,15 +189,17 @@ class LGUR(RetrievalMethod):
             nn.init.zeros_(c.bias)
         self.margin, self.rank_text_anchor = margin, rank_text_anchor
         self.presets = dict(vision=clip.preset, text=self.text_encoder.preset)
-        # the released pipeline (ZhiyinShao-H/LGUR data/dataloader.py:21-42): bicubic Resize at train and test,
+        # the released pipeline (ZhiyinShao-H/LGUR data/dataloader.py:21-42): bicubic Resize at train and test, Pad +
+        # RandomCrop before the flip,
         # no random erasing; size, mean/std and augment from the arguments
         self._spec = ImageSpec(size=self.image_size, mean=tuple(image_mean), std=tuple(image_std),
-                               augment=dict(augment or dict(flip=True, pad_crop=10, erasing=0.0)),
-                               train_interpolation="bicubic", test_interpolation="bicubic")
+                               augment=dict(AUGMENT if augment is None else augment),
+                               train_interpolation="bicubic", test_interpolation="bicubic", crop_then_flip=True)
 
     def train(self, mode: bool = True):
+        """``text_dropout_in_train=False`` keeps the BERT in eval mode (no dropout) in training, frozen or not."""
         super().train(mode)
-        if self.freeze_text and not self.text_dropout_in_train:
+        if not self.text_dropout_in_train:
             self.text_encoder.eval()
         return self
 
@@ -178,14 +256,6 @@ class LGUR(RetrievalMethod):
                     rank_text_anchor=self.rank_text_anchor, freeze_text=self.freeze_text,
                     text_dropout_in_train=self.text_dropout_in_train,
                     **{f"encoder_{k}": v for k, v in self.presets.items()})
-
-    def deviations(self) -> list[Deviation]:
-        """What still differs from ZhiyinShao-H/LGUR@c203cc7 with this configuration."""
-        out = [Deviation("clip-vit", "DeiT-Small distilled, width 384, drop-path 0.1 "
-                                     "(model/model.py:156-162, local_feature=True)",
-                         f"CLIP ViT '{self.presets['vision']}' + Linear to {self.prototypes.shape[1]}, CLIP's ln_pre, "
-                         "no drop-path")]
-        return out + deviations_from(self, RELEASED_SETTINGS)
 
     # ------------------------------------------------------------------ training
     def id_loss(self, a, b, pids):

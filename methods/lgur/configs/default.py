@@ -18,7 +18,7 @@ method = dict(
     text_dropout_in_train=True,  # frozen BERT still runs in train mode in the released code
 )
 
-train = dict(epochs=60, batch_size=64)
+train = dict(epochs=60, batch_size=64, drop_last=True)  # data/dataloader.py:32-33: shuffled, last partial batch dropped
 # Adam, no weight decay; image backbone and the rest 1e-4, BiLSTM / part projections / ID heads 1e-3
 optim_wrapper = dict(
     optimizer=dict(type="Adam", lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
