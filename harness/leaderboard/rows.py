@@ -1,20 +1,21 @@
-"""From stored records to leaderboard rows: which records are comparable, and which count.
+"""From validated records to leaderboard rows: which records are comparable, which count, and their names.
 
-A row is one (method, config variant, encoder weights, training data) evaluated on one evaluation set
-(identified by its fingerprint: annotation file, counts and ordered query ids). Within a row there is
-one record per seed, the newest: re-evaluating a checkpoint, or re-running a finished job, replaces the
-older record instead of adding a phantom seed. Only test-split records are ranked.
+A table holds the records evaluated on one evaluation set (fingerprint: annotation file, counts and
+ordered query ids) after training on one training set. A row is one method x config (hash) x encoder
+weights x kind of record: ``run`` records (scored by the job that trained them, at the checkpoint its
+selection rule picked) and ``eval`` records (a checkpoint given to ``harness eval``, per checkpoint
+epoch) are never averaged together. Within a row there is one record per seed, the newest: re-running a
+finished job, or re-evaluating a checkpoint, replaces the older record instead of adding a phantom seed.
+Only test-split records are ranked. Row names come from the records (``display.label``, written when
+the record was made); nothing here loads a config or imports a plugin.
 """
 from __future__ import annotations
 
 import json
-import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from ..results.store import SCHEMA_VERSION
-
-HIDDEN_KEYS = ("seed", "work_root", "results_dir", "cross_domain")  # not part of a row's variant name
+from ..results.labels import label, named_leaves, shown
 
 
 @dataclass
@@ -24,10 +25,15 @@ class Row:
     records: list[dict]  # one per seed, sorted by seed
     label: str = ""
     footnotes: list[int] = field(default_factory=list)
+    kind: str = "run"
 
     @property
     def first(self) -> dict:
         return self.records[0]
+
+    @property
+    def newest(self) -> dict:
+        return max(self.records, key=lambda r: (r["created"], r["record_id"]))
 
     @property
     def seeds(self) -> list[int]:
@@ -49,21 +55,24 @@ def table_key(rec) -> tuple:
             _data_key(rec["train_fingerprint"]))
 
 
+def kind_key(rec) -> tuple:
+    """``run`` records form one row per config; ``eval`` records one per evaluated checkpoint epoch."""
+    if rec["kind"] == "run":
+        return ("run", -1)
+    epoch = rec.get("checkpoint", {}).get("epoch")
+    return ("eval", -1 if epoch is None else epoch)
+
+
 def row_key(rec) -> tuple:
-    return (rec["method"], rec["config_hash"], _weights_key(rec))
+    return (rec["method"], rec["config_hash"], _weights_key(rec), kind_key(rec))
 
 
-def usable_records(records: list[dict], log=None) -> tuple[list[dict], dict]:
-    """Records the leaderboard can stand behind, and counts of the rest by reason (each refusal is one line)."""
-    log = log or (lambda line: print(line, file=sys.stderr))
+def usable_records(records: list[dict]) -> tuple[list[dict], dict]:
+    """Test-split records, and counts of the rest by reason."""
     out, skipped = [], defaultdict(int)
     for r in records:
-        if r.get("schema_version", 1) < SCHEMA_VERSION:
-            log(f"skipping {r.get('_path')}: schema {r.get('schema_version', 1)} record has no dataset fingerprint "
-                f"or checkpoint provenance; re-create it with `harness eval` (schema {SCHEMA_VERSION})")
-            skipped["older schema"] += 1
-        elif r.get("split", "test") != "test":
-            skipped[f"{r['split']}-split evaluations (not ranked)"] += 1
+        if r["split"] != "test":
+            skipped[f"{r['split']}-split evaluations"] += 1
         else:
             out.append(r)
     return out, dict(skipped)
@@ -79,61 +88,53 @@ def group_rows(records: list[dict]) -> dict[tuple, list[Row]]:
         rows = defaultdict(list)
         for (rk, _seed), rec in by_seed.items():
             rows[rk].append(rec)
-        tables[tk] = [Row(rk[0], rk[1], sorted(recs, key=lambda r: r["seed"])) for rk, recs in sorted(rows.items())]
+        tables[tk] = [Row(rk[0], rk[1], sorted(recs, key=lambda r: r["seed"]), kind=rk[3][0])
+                      for rk, recs in sorted(rows.items(), key=lambda kv: json.dumps(kv[0]))]
     return tables
 
 
-def _leaves(d, prefix=""):
-    if isinstance(d, dict) and d:
-        for k, v in d.items():
-            yield from _leaves(v, f"{prefix}{k}.")
-    else:
-        yield prefix[:-1], d
+def fallback_labels(rows: list[Row]) -> dict[int, list[str]]:
+    """Variant parts for rows whose records predate the stored label: among the rows of one method in
+    the table, the keys whose values differ, each shown where a row departs from the value most rows
+    share (every row shows it when no value is shared by more rows than another). Only the records'
+    own configs are read."""
+    out: dict[int, list[str]] = {}
+    by_method = defaultdict(list)
+    for i, row in enumerate(rows):
+        by_method[row.method].append(i)
+    for idx in by_method.values():
+        leaves = {i: named_leaves(rows[i].newest["config"]) for i in idx}
+        keys = sorted({k for lv in leaves.values() for k in lv})
+        parts = {i: [] for i in idx}
+        for k in keys:
+            values = Counter(leaves[i].get(k) for i in idx)
+            if len(values) < 2:
+                continue
+            (top, n_top), *rest = values.most_common()
+            modal = top if not rest or rest[0][1] < n_top else object()
+            for i in idx:
+                if leaves[i].get(k) != modal:
+                    parts[i].append(f"{k}={shown(leaves[i].get(k))}")
+        out.update(parts)
+    return out
 
 
-def _short(key: str) -> str:
-    return key.removeprefix("method.")
-
-
-def _value(v) -> str:
-    return json.dumps(v, separators=(",", ":")) if not isinstance(v, str) else v
-
-
-def config_diff(config: dict, reference: dict) -> list[str]:
-    """``key=value`` for every leaf of ``config`` that differs from ``reference`` (seed and paths ignored)."""
-    keep = lambda k: k.split(".")[0] not in HIDDEN_KEYS and k != "dataset.root"  # noqa: E731
-    a = {k: v for k, v in _leaves(config) if keep(k)}
-    b = {k: v for k, v in _leaves(reference) if keep(k)}
-    return [f"{_short(k)}={_value(a.get(k, '<unset>'))}" for k in sorted(set(a) | set(b))
-            if json.dumps(a.get(k), sort_keys=True, default=str) != json.dumps(b.get(k), sort_keys=True, default=str)]
-
-
-def default_config(method: str, dataset: str) -> dict | None:
-    """The method's current default config for the dataset, when its plugin is installed."""
-    try:
-        from ..config import load_config, to_plain
-
-        return to_plain(load_config(method, dataset))
-    except Exception:  # a plugin that is gone or broken cannot name variants; the hash still does
-        return None
-
-
-def label_rows(rows: list[Row], train_dataset: str) -> None:
-    """Name each row by its method and the short diff of its config against the method's defaults
-    (``fmfa [asdm_mode=paper]``); rows whose diffs collide fall back to the config hash."""
-    for row in rows:
-        ref = default_config(row.method, train_dataset)
-        if ref is None:
-            row.label = f"{row.method} [config {row.config_hash}]"
-            continue
-        diff = config_diff(row.first["config"], ref)
-        row.label = f"{row.method} [{', '.join(diff)}]" if diff else row.method
+def label_rows(rows: list[Row]) -> None:
+    """Name each row by its newest record's stored label (or the fallback above), the kind of record when
+    it is not a training run, and, where two rows would still share a name, the config hash and weights."""
+    fallback = fallback_labels(rows)
+    for i, row in enumerate(rows):
+        shown_label = row.newest.get("display", {}).get("label") or label(row.method, fallback[i])
+        if row.kind == "eval":
+            epoch = row.first.get("checkpoint", {}).get("epoch")
+            shown_label += f" (harness eval{f', epoch {epoch}' if epoch is not None else ''})"
+        row.label = shown_label
     seen = defaultdict(list)
     for row in rows:
         seen[row.label].append(row)
-    for label, same in seen.items():
+    for name, same in seen.items():
         if len(same) > 1:
             for row in same:
                 w = row.first.get("encoder_weights", "random-init")
                 weights = w if isinstance(w, str) else ",".join(x["sha256"][:8] for x in w)
-                row.label = f"{label} [config {row.config_hash}, weights {weights}]"
+                row.label = f"{name} [config {row.config_hash}, weights {weights}]"
