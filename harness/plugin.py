@@ -184,7 +184,8 @@ class CaptionRule:
     """A training-caption rule of a method's released data code, applied by the harness to the training
     items (never to the test split): captions over ``max_words`` words, counted as the released
     ``_split_word`` does (split on spaces, then on '.', ',' and '?'), are dropped (``overflow='drop'``) or cut
-    before their word ``max_words + 1`` (``'truncate'``)."""
+    before their word ``max_words + 1`` (``'truncate'``; the released ICFG code cuts at the first occurrence of
+    that word's text, which can be earlier when the word also appears before it: here it is that word itself)."""
 
     max_words: int
     overflow: str = "drop"
@@ -214,7 +215,10 @@ class CaptionRule:
             return caption
         if self.overflow == "drop":
             return None
-        return caption[:caption.index(words[self.max_words])]  # released: the first occurrence of that word
+        pos = 0  # where word max_words + 1 starts (the released code takes its first occurrence anywhere)
+        for w in words[: self.max_words]:
+            pos = caption.index(w, pos) + len(w)
+        return caption[:caption.index(words[self.max_words], pos)]
 
 
 class RetrievalMethod(nn.Module):
