@@ -97,7 +97,7 @@ def _add_list(sub):
 
 def cmd_list(a):
     # names only, from package metadata and the registry's static tables: no plugin (nor torch) is imported
-    from .registry import BUILTIN_DATASETS, BUILTIN_ENCODERS, plugin_entry_points
+    from .names import BUILTIN_DATASETS, BUILTIN_ENCODERS, plugin_entry_points
 
     eps = plugin_entry_points()
     print("methods:  " + ", ".join(f"{n} ({v})" for n, v in sorted(eps.items())))

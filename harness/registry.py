@@ -8,8 +8,8 @@ first time a method is looked up, so a broken plugin only breaks runs that use i
 Lookups accept only registered names: mmengine's ``Registry.get`` falls back to importing any dotted
 or module name it is given (``os``, ``this``), so names from a config, a CLI flag or a results record
 never reach it. ``harness list`` names everything without importing a plugin or torch: methods from
-the entry points' package metadata, datasets and encoders from the static tables below (a test checks
-them against the real registrations).
+the entry points' package metadata, datasets and encoders from the static tables in ``harness.names``
+(a test checks them against the real registrations).
 """
 from __future__ import annotations
 
@@ -19,23 +19,13 @@ import warnings
 from mmengine.registry import Registry
 
 from .errors import ConfigError, UnknownNameError
+from .names import BUILTIN_DATASETS, BUILTIN_ENCODERS, ENTRY_POINT_GROUP, plugin_entry_points  # noqa: F401
 
 METHODS = Registry("tipr_method", scope="tipr")
 DATASETS = Registry("tipr_dataset", scope="tipr", locations=["harness.data.formats", "harness.data.synth.build"])
 ENCODERS = Registry("tipr_encoder", scope="tipr", locations=["harness.encoders.clip", "harness.encoders.bert"])
 
-ENTRY_POINT_GROUP = "tipr.methods"
 _discovered = False
-
-# the built-in names, for listing without importing their modules (tests/test_registry_names.py checks them)
-BUILTIN_DATASETS = ("cuhk", "icfg", "rstp", "synth", "synth3c", "ufine3c", "ufine6926")
-BUILTIN_ENCODERS = ("bert", "clip")
-
-
-def plugin_entry_points() -> dict[str, str]:
-    """{method name: 'module:attr'} of the installed ``tipr.methods`` entry points, read from package
-    metadata only (nothing imported)."""
-    return {ep.name: ep.value for ep in md.entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def discover_plugins(force: bool = False) -> dict[str, str]:
