@@ -176,3 +176,112 @@ def test_lgur_id_loss_matches_the_released_loss():
             c.weight.copy_(torch.randn(4, 5, generator=g))
             c.bias.copy_(torch.randn(4, generator=g))
     assert abs(float(m.id_loss(a, b, torch.tensor([0, 0, 1, 1, 2, 3])).detach()) - 4.11554756512108) < 1e-6
+
+
+# ------------------------------------------------------------------ released modules, run once (tests/data/*.json)
+# tests/data/ivt_released_blocks.json and lgur_released_decoder.json hold fixed weights, inputs and the released
+# modules' outputs (float64), recorded once by running the released code outside this repository; each file's
+# "source" names the released classes and lines. The key maps below are the correspondence of the parameters.
+_DATA = Path(__file__).parent / "data"
+
+
+def _ivt_blocks_from(weights):
+    from collections import OrderedDict
+
+    from torch import nn
+
+    from harness.encoders.clip import VisionBlockParts
+    from tipr_methods.ivt.model import SharedBlock
+
+    w = {k: torch.tensor(v, dtype=torch.float64) for k, v in weights.items()}
+    dim = w["norm.weight"].shape[0]
+    blocks = []
+    for i in range(2):
+        p = lambda n, i=i: w[f"blocks.{i}.{n}"]  # noqa: E731
+        ln1, ln2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
+        attn = nn.MultiheadAttention(dim, 2, batch_first=True)
+        mlp = nn.Sequential(OrderedDict(fc1=nn.Linear(dim, p("mlp_vis.fc1.weight").shape[0]), act=nn.GELU(),
+                                        fc2=nn.Linear(p("mlp_vis.fc1.weight").shape[0], dim)))
+        fc1, fc2 = nn.Linear(dim, p("mlp_txt.fc1.weight").shape[0]), nn.Linear(p("mlp_txt.fc1.weight").shape[0], dim)
+        pairs = [(ln1.weight, "norm1.weight"), (ln1.bias, "norm1.bias"), (ln2.weight, "norm2.weight"),
+                 (ln2.bias, "norm2.bias"), (attn.in_proj_weight, "attn.qkv.weight"),
+                 (attn.in_proj_bias, "attn.qkv.bias"),
+                 (attn.out_proj.weight, "attn.proj.weight"), (attn.out_proj.bias, "attn.proj.bias"),
+                 (mlp.fc1.weight, "mlp_vis.fc1.weight"), (mlp.fc1.bias, "mlp_vis.fc1.bias"),
+                 (mlp.fc2.weight, "mlp_vis.fc2.weight"), (mlp.fc2.bias, "mlp_vis.fc2.bias"),
+                 (fc1.weight, "mlp_txt.fc1.weight"), (fc1.bias, "mlp_txt.fc1.bias"), (fc2.weight, "mlp_txt.fc2.weight"),
+                 (fc2.bias, "mlp_txt.fc2.bias")]
+        with torch.no_grad():
+            for param, name in pairs:
+                param.data = p(name).clone()
+        blocks.append(SharedBlock(VisionBlockParts(ln1, attn, ln2, mlp), (fc1, fc2), 0.0).double())
+    norm = nn.LayerNorm(dim, eps=1e-6).double()
+    norm.weight.data, norm.bias.data = w["norm.weight"].clone(), w["norm.bias"].clone()
+    return blocks, norm
+
+
+@pytest.mark.parametrize("case", ["image", "text", "image_nodrop"])
+def test_ivt_shared_blocks_with_token_dropping_match_the_released_modules(case):
+    ref = json.loads((_DATA / "ivt_released_blocks.json").read_text())
+    blocks, norm = _ivt_blocks_from(ref["weights"])
+    c = ref["cases"][case]
+    if case.startswith("image"):
+        x = torch.tensor(ref["image_tokens"], dtype=torch.float64)
+        x = torch.cat([torch.zeros(x.shape[0], 1, x.shape[2], dtype=x.dtype), x], dim=1)  # the zero [CLS]
+        mask, modality = torch.ones(x.shape[:2], dtype=torch.long), "image"
+    else:
+        x = torch.tensor(ref["text_tokens"], dtype=torch.float64)
+        mask, modality = torch.tensor(ref["text_mask"]), "text"
+    n = x.shape[1]
+    # released: n_drop ~ random.randint(0, int(0.2 * N)) with N counting [CLS] (vit_vl.py:993-995)
+    assert c["n_drop_range"] == ([0, int(0.2 * n)] if case != "image_nodrop" else [0, 0])
+    released_order = [0] + (c["select"] if case != "image_nodrop" else list(range(1, n)))
+    keep = sorted(released_order)  # ours keeps the survivors in position order (drop_tokens); attention does not care
+    h, m = x[:, keep], mask[:, keep]
+    with torch.no_grad():
+        for blk in blocks:
+            h = blk.eval()(h, modality, m == 0)
+        ours = norm(h)
+    want = torch.tensor(c["output"], dtype=torch.float64)  # rows in the released order
+    back = [keep.index(i) for i in released_order]
+    assert torch.allclose(ours[:, back], want, atol=1e-12, rtol=0)
+
+
+def test_ivt_token_drop_count_has_the_released_range_and_keeps_cls():
+    from tipr_methods.ivt.losses import drop_tokens
+
+    ref = json.loads((_DATA / "ivt_released_blocks.json").read_text())
+    for case, n in (("image", 11), ("text", 7)):
+        lo, hi = ref["cases"][case]["n_drop_range"]  # random.randint is inclusive: hi + 1 values, equally likely
+        x = torch.arange(n, dtype=torch.float64).view(1, n, 1)
+        counts = torch.zeros(hi + 1)
+        for s in range(300):
+            y, _ = drop_tokens(x, None, 0.2, torch.Generator().manual_seed(s))
+            assert y[0, 0, 0] == 0  # [CLS] is never dropped
+            counts[n - y.shape[1]] += 1
+        assert lo == 0 and (counts > 0).all()
+        p = 1 / (hi + 1)
+        assert ((counts / 300 - p).abs() < 4 * (p * (1 - p) / 300) ** 0.5).all()  # 4 sigma Monte Carlo
+
+
+def test_lgur_decoder_matches_the_released_mydecoder():
+    from tipr_methods.lgur.modules import CrossAttentionDecoder
+
+    ref = json.loads((_DATA / "lgur_released_decoder.json").read_text())
+    w = {k: torch.tensor(v, dtype=torch.float64) for k, v in ref["weights"].items()}
+    dec = CrossAttentionDecoder(8, depth=2, heads=2, dim_head=4, mlp_dim=16).double().eval()
+    names = {"norm.weight": "0.fn.norm.weight", "norm.bias": "0.fn.norm.bias", "to_q.weight": "0.fn.fn.to_q.weight",
+             "to_kv.weight": "0.fn.fn.to_kv.weight", "to_out.weight": "0.fn.fn.to_out.0.weight",
+             "to_out.bias": "0.fn.fn.to_out.0.bias", "norm_ff.weight": "1.fn.norm.weight",
+             "norm_ff.bias": "1.fn.norm.bias", "ff.0.weight": "1.fn.fn.net.0.weight", "ff.0.bias": "1.fn.fn.net.0.bias",
+             "ff.2.weight": "1.fn.fn.net.3.weight", "ff.2.bias": "1.fn.fn.net.3.bias"}
+    sd = {f"layers.{i}.{ours}": w[f"transformer.layers.{i}.{theirs}"]
+          for i in range(2) for ours, theirs in names.items()}
+    assert set(sd) == set(dec.state_dict()) and len(w) == len(sd)  # every released parameter has its place
+    dec.load_state_dict(sd)
+    q, mem = torch.tensor(ref["queries"], dtype=torch.float64), torch.tensor(ref["memory"], dtype=torch.float64)
+    with torch.no_grad():
+        masked = dec(q, mem, torch.tensor(ref["kv_mask"]))
+        unmasked = dec(q, mem)
+    assert torch.allclose(masked, torch.tensor(ref["masked"], dtype=torch.float64), atol=1e-12, rtol=0)
+    assert torch.allclose(unmasked, torch.tensor(ref["unmasked"], dtype=torch.float64), atol=1e-12, rtol=0)
