@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mmengine.config import Config, ConfigDict
 
-from .config_schema import validate_values
+from .config_schema import check_method_encoders, validate_values
 from .errors import ConfigError, HarnessError
 from .registry import get_method_class
 
@@ -77,8 +77,8 @@ def load_config(method: str | None = None, dataset: str | None = None, config: s
     if options:
         try:
             cfg.merge_from_dict(options)
-        except (TypeError, KeyError, ValueError) as exc:
-            raise ConfigError(f"--cfg-options cannot be merged into the config: {exc}") from None
+        except Exception as exc:  # noqa: BLE001  (any failure to merge user overrides is bad input)
+            raise ConfigError(f"--cfg-options cannot be merged into the config: {type(exc).__name__}: {exc}") from None
     validate(cfg, config or f"{method} x {dataset}")
     return cfg
 
@@ -120,6 +120,7 @@ def validate(cfg: Config, where: str) -> None:
     plain = cfg.to_dict() if isinstance(cfg, Config) else cfg
     try:
         validate_values(plain)
+        check_method_encoders(plain["method"])
         get_method_class(plain["method"]["type"]).validate_config(dict(plain["method"]))
         for key, ds in [("dataset", plain["dataset"])] + [(f"cross_domain[{i}]", x)
                                                           for i, x in enumerate(plain.get("cross_domain") or [])]:
@@ -146,24 +147,59 @@ def check_dataset_keys(key: str, ds: dict) -> None:
 
 
 def parse_options(items: list[str] | None) -> dict:
-    """``a.b=1 c=[1,2] d=text`` -> nested dict (values parsed as Python/JSON literals when possible)."""
-    import ast
-
+    """``a.b=1 c=[1,2] d=text e=dict(type='x', n=2)`` -> nested dict. Values are Python/JSON literals when
+    they parse as one (``dict(k=v)`` included, the notation of the configs and the README), else text; a
+    key with an empty part, or one that is set both to a value and to sub-keys, is refused."""
     out: dict = {}
     for item in items or []:
         if "=" not in item:
             raise ConfigError(f"--cfg-options expects key=value, got '{item}'")
         key, raw = item.split("=", 1)
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        node = out
         parts = key.split(".")
-        for p in parts[:-1]:
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"--cfg-options '{item}': the key has an empty part; write section.key=value, "
+                              "e.g. train.batch_size=32")
+        value = _literal(raw)
+        node = out
+        for i, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--cfg-options '{item}': '{'.'.join(parts[:i + 1])}' is already set to "
+                                  f"{node!r}, so it cannot also take the sub-key '{parts[i + 1]}'")
         node[parts[-1]] = value
     return out
+
+
+def _literal(raw: str):
+    """A literal, or ``dict(...)``/``list(...)``/``tuple(...)`` of literals; anything else stays text (data is
+    never code: nothing here is evaluated beyond those constructors)."""
+    import ast
+
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    try:
+        tree = ast.parse(raw.strip(), mode="eval").body
+        return _build(tree)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return raw
+
+
+def _build(node):
+    import ast
+
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("dict", "list", "tuple"):
+        if node.func.id == "dict" and not node.args and all(k.arg for k in node.keywords):
+            return {k.arg: _build(k.value) for k in node.keywords}
+        if node.func.id != "dict" and len(node.args) <= 1 and not node.keywords:
+            return {"list": list, "tuple": tuple}[node.func.id](_build(node.args[0]) if node.args else ())
+        raise ValueError("unsupported constructor call")
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return (list if isinstance(node, ast.List) else tuple)(_build(e) for e in node.elts)
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {_build(k): _build(v) for k, v in zip(node.keys, node.values)}
+    return ast.literal_eval(node)
 
 
 def to_plain(cfg) -> dict:

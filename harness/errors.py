@@ -41,3 +41,17 @@ class ConfigError(HarnessError):
 
 class TrainingDivergedError(HarnessError):
     """Loss became NaN or infinite; the run is stopped before anything is written to the results store."""
+
+
+class CheckpointError(HarnessError):
+    """A checkpoint, ``last_checkpoint`` or ``harness_config.json`` that cannot be used (missing, truncated,
+    damaged, another architecture); the message names the file."""
+
+
+class OutputError(HarnessError):
+    """An output folder (results store, work dir, cache, leaderboard) that cannot be written, or has no room."""
+
+
+class NonFiniteScoresError(HarnessError, ValueError):
+    """Features or similarities that are NaN or infinite (a diverged model): nothing is ranked or stored.
+    Also a ``ValueError``, which is what callers of the ranking code caught before it was typed."""

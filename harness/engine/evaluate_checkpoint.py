@@ -17,6 +17,7 @@ from .build import build_method, require_eval_split, require_images, resolve_dat
 from ..hashing import sha256_file
 from .records import CODE_HISTORY, Provenance, evaluate_record, git_state, store_all
 from .selection import BEST_META, BEST_WEIGHTS
+from .checkpoint_files import load_checkpoint, load_method_weights, read_run_meta
 
 
 def _checkpoint_epoch(ckpt: Path, state: dict) -> int | None:
@@ -40,10 +41,9 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     ckpt = Path(checkpoint)
     if not ckpt.is_file():
         raise HarnessError(f"checkpoint not found: {ckpt}")
+    meta = read_run_meta(ckpt.parent / "harness_config.json")  # JSON object checked, one line otherwise
     meta_file = ckpt.parent / "harness_config.json"
-    if not meta_file.is_file():
-        raise HarnessError(f"{meta_file} not found: `harness eval` needs the run folder written by `harness run`")
-    meta = json.loads(meta_file.read_text())
+    state = load_checkpoint(ckpt)  # size, sha256 sidecar and torch format checked before any data is read
     cfg = Config(meta["config"])
     if "train_data" not in meta:
         raise HarnessError(f"{meta_file} predates dataset fingerprints (no 'train_data'); re-run `harness run` "
@@ -54,13 +54,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     records = require_eval_split(splits, split)
     require_images(records, splits, f"{splits.name} {split}")
     method = build_method(cfg.method, meta["num_classes"])
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    sd = state.get("state_dict", state)
-    sd = {k.removeprefix("module.").removeprefix("method."): v for k, v in sd.items()}
-    missing, unexpected = method.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise HarnessError(f"{ckpt}: weights do not match the method "
-                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    load_method_weights(method, state, ckpt)
     method.to("cuda" if torch.cuda.is_available() else "cpu")  # evaluate (and rank) on the GPU when there is one
     epoch = _checkpoint_epoch(ckpt, state)
     prov = Provenance("eval", cfg, int(cfg.seed), meta["train_data"],

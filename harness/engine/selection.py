@@ -15,6 +15,8 @@ import torch
 from mmengine.hooks import Hook
 
 from ..data.records import Splits
+from ..errors import ConfigError
+from .checkpoint_files import write_digest
 
 BEST_WEIGHTS = "best_val.pth"
 BEST_META = "best_val.json"
@@ -26,7 +28,8 @@ def hold_out_val(splits: Splits, fraction: float, seed: int) -> Splits:
     pids = sorted({r.pid for r in splits.train})
     k = max(1, round(fraction * len(pids)))
     if k >= len(pids):
-        raise ValueError(f"train.val_split={fraction} would hold out every training identity")
+        raise ConfigError(f"train.val_split={fraction} would hold out {k} of the {len(pids)} training identities "
+                          f"of '{splits.name}', leaving none to train on; use a smaller fraction")
     held = set(random.Random(seed).sample(pids, k))
     splits.val = [r for r in splits.train if r.pid in held]
     splits.train = [r for r in splits.train if r.pid not in held]
@@ -68,6 +71,7 @@ class BestValHook(Hook):
         tmp = wd / f".{BEST_WEIGHTS}.tmp"
         torch.save(model.method.state_dict(), tmp)
         os.replace(tmp, wd / BEST_WEIGHTS)
+        write_digest(wd / BEST_WEIGHTS)
         meta_tmp = wd / f".{BEST_META}.tmp"
         meta_tmp.write_text(json.dumps(dict(epoch=epoch, metrics=metrics)))
         os.replace(meta_tmp, wd / BEST_META)

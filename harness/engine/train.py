@@ -20,6 +20,7 @@ from ..data.samplers import sampler_config
 from ..errors import ConfigError
 from ..evaluation import summarise
 from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mmengine checkpoints)
+from .checkpoint_files import resume_point
 from .build import build_method
 from .evaluate import evaluate_method
 from .hooks import DatasetEpochHook, ProgressBarHook, RetrievalEvalHook
@@ -138,6 +139,8 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
     (work_dir / "harness_config.json").write_text(json.dumps(dict(config=to_plain(cfg), num_classes=num_classes,
                                                                   data_root=data_root,
                                                                   train_data=train_data_facts(splits)), indent=2))
+    resume_from = resume_point(work_dir) if resume else None  # the newest intact checkpoint (digest checked)
+    resume = resume_from is not None
     code_history = record_code_state(work_dir, code or dict(git_sha=None, git_dirty=None), resume)
     hooks = [DatasetEpochHook(), ProgressBarHook(enabled=progress and is_main_process())]
     hooks += _selection_hooks(cfg, splits)
@@ -153,11 +156,13 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
         param_scheduler=_schedulers(cfg, epochs),
         train_cfg=dict(by_epoch=True, max_epochs=epochs),
         default_hooks=dict(
-            checkpoint=dict(type="CheckpointHook", interval=tr.checkpoint_interval, max_keep_ckpts=tr.max_keep_ckpts),
+            checkpoint=dict(type="HarnessCheckpointHook", interval=tr.checkpoint_interval,
+                            max_keep_ckpts=tr.max_keep_ckpts),
             logger=dict(type="LoggerHook", interval=tr.log_interval)),
         custom_hooks=hooks,
         randomness=dict(seed=seed, deterministic=bool(cfg.deterministic)),
         resume=resume,
+        load_from=str(resume_from) if resume_from else None,
         launcher=launcher,
         cfg=Config(dict(to_plain(cfg), **ddp_cfg)),  # also dumped to the work dir as <timestamp>.py
         visualizer=visualizer,

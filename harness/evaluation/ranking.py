@@ -219,7 +219,9 @@ def _evaluate(sim_rows, Q, q, g, device, chunk_size, with_sd, progress, topk: in
         nan_rows = suspect[torch.isnan(sim[suspect]).any(1)] if len(suspect) else suspect
         if len(nan_rows):
             bad = a + int(nan_rows[0])
-            raise ValueError(f"similarity row {bad} contains NaN (non-finite features?); ranks would be undefined")
+            from ..errors import NonFiniteScoresError
+            raise NonFiniteScoresError(f"similarity row {bad} contains NaN (non-finite features: the model diverged? "
+                                       "lower optim_wrapper.optimizer.lr); ranks would be undefined, nothing stored")
         P = int(n_pos[a:b].max())  # this chunk's widest positive set, not the whole query set's
         out = _chunk_metrics(sim, order[a:b, :P], n_pos[a:b], with_sd)
         if topk > 0:
