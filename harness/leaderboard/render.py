@@ -15,10 +15,12 @@ import textwrap
 import numpy as np
 
 from ..results import ResultsStore
+from .rows import short_labels
 
 CSS = ("body{font-family:'DejaVu Sans',sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;"
-       "overflow-wrap:anywhere}td:nth-child(2),th:nth-child(2){text-align:left}"
+       "overflow-wrap:break-word}td:nth-child(2),th:nth-child(2){text-align:left;overflow-wrap:anywhere}"
+       "table.board td{white-space:nowrap}table.board td:nth-child(2){white-space:normal;min-width:14em}"
        "tr.paper td{font-style:italic;color:#666;background:#f4f4f4}caption{text-align:left;font-weight:bold;"
        "padding:.3em 0}.note{color:#555;font-size:90%}details{margin:.5em 0}dl.legend{font-size:90%;display:grid;"
        "grid-template-columns:max-content 1fr;gap:.2em 1em}dl.legend dt{font-weight:bold}dl.legend dd{margin:0}"
@@ -67,10 +69,11 @@ def forest_plot(table) -> str | None:
         return None
     plt = _plt()
     number = {r.label: i for i, r in enumerate(table.rows, 1)}
+    short = dict(zip((r.label for r in table.rows), short_labels(table.rows)[0]))
     others = list(dict.fromkeys(vs["b"]))
-    labels = [plot_label(number[o], o) for o in others]
+    labels = [plot_label(number[o], short[o]) for o in others]
     heights = [lab.count("\n") + 1 for lab in labels]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 0.9 + 0.2 * sum(heights) + 0.15 * len(others)), dpi=100,
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.9 + 0.15 * sum(heights) + 0.1 * len(others)), dpi=100,
                              sharey=True, layout="constrained")
     y = np.arange(len(others))
     for ax, metric in zip(axes, ("R1", "mAP")):
@@ -93,7 +96,8 @@ def rk_plot(table) -> str:
     plt = _plt()
     kmax = min(50, int(table.fingerprint["num_gallery"]))
     ks = np.arange(1, kmax + 1)
-    labels = [plot_label(i, f"{row.label} ({len(row.records)} seeds)") for i, row in enumerate(table.rows, 1)]
+    labels = [plot_label(i, f"{short} ({len(row.records)} seeds)")
+              for i, (row, short) in enumerate(zip(table.rows, short_labels(table.rows)[0]), 1)]
     legend_lines = sum(lab.count("\n") + 1 for lab in labels)
     fig, ax = plt.subplots(figsize=(9, max(3.4, 0.9 + 0.16 * legend_lines)), dpi=100, layout="constrained")
     for row, lab in zip(table.rows, labels):
@@ -115,35 +119,39 @@ def _cell(c) -> str:
     return html.escape(str(c))
 
 
-def _html_table(rows, headers, caption="", paper_from: int | None = None) -> str:
+def _html_table(rows, headers, caption="", paper_from: int | None = None, cls: str = "") -> str:
     head = "".join(f"<th>{_cell(h)}</th>" for h in headers)
     body = []
     for i, r in enumerate(rows):
-        cls = ' class="paper"' if paper_from is not None and i >= paper_from else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>")
+        paper = ' class="paper"' if paper_from is not None and i >= paper_from else ""
+        body.append(f"<tr{paper}>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>")
     cap = f"<caption>{_cell(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f'<table class="{cls}">' if cls else "<table>"
+    return f"{table}{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def table_section(table, rows, comp_rows, comp_headers, prov_headers) -> str:
     level = "h3" if table.cross else "h2"
     parts = [f"<section><{level}>{_cell(table.title)}</{level}>",
-             _html_table(rows, table.headers, paper_from=len(table.rows))]
+             _html_table(rows, table.headers, paper_from=len(table.rows), cls="board")]
     if table.deviations:
         parts.append("<p class='note'>Declared deviations from the released code ([n] in the table):</p><ol "
                      "class='note'>" + "".join(f"<li>{_cell(d)}</li>" for d in table.deviations) + "</ol>")
     parts.append("<details open><summary>Provenance</summary>" + _html_table(table.provenance(), prov_headers) +
                  "</details>")
+    shared = short_labels(table.rows)[1]
+    named = ("Rows are named in the plots by their # in the table and without the config keys every row shares"
+             f" ({', '.join(shared)})." if shared else "Rows are named in the plots by their # in the table.")
     if comp_rows:
         parts.append(_html_table(comp_rows, comp_headers, "Pairwise comparisons (* significant after Holm)"))
         fp = forest_plot(table)
         if fp:
             parts.append(f"<figure>{fp}<figcaption>Difference of row #1 (the best by R1) minus each other row, with "
                          "the 95% identity-bootstrap interval; red: significant by the method test after Holm (the "
-                         "rows marked †). Rows are named by their # in the table above.</figcaption></figure>")
+                         f"rows marked †). {_cell(named)}</figcaption></figure>")
     parts.append(f"<figure>{rk_plot(table)}<figcaption>R@k: the share of queries whose first correct image is "
                  "within the top k, mean over the row's seeds; the shaded band spans the lowest to the highest seed "
-                 "(no band for one seed). k stops at the gallery size.</figcaption></figure></section>")
+                 f"(no band for one seed). k stops at the gallery size. {_cell(named)}</figcaption></figure></section>")
     return "".join(parts)
 
 

@@ -26,6 +26,8 @@ class Row:
     label: str = ""
     footnotes: list[int] = field(default_factory=list)
     kind: str = "run"
+    parts: list[str] = field(default_factory=list)  # the label's [key=value] parts
+    suffix: str = ""  # what follows them: the kind of record, a disambiguation
 
     @property
     def first(self) -> dict:
@@ -124,11 +126,13 @@ def label_rows(rows: list[Row]) -> None:
     it is not a training run, and, where two rows would still share a name, the config hash and weights."""
     fallback = fallback_labels(rows)
     for i, row in enumerate(rows):
-        shown_label = row.newest.get("display", {}).get("label") or label(row.method, fallback[i])
+        display = row.newest.get("display")
+        row.parts = list(display["variant"]) if display else fallback[i]
+        base = display["label"] if display else label(row.method, row.parts)
         if row.kind == "eval":
             epoch = row.first.get("checkpoint", {}).get("epoch")
-            shown_label += f" (harness eval{f', epoch {epoch}' if epoch is not None else ''})"
-        row.label = shown_label
+            row.suffix = f" (harness eval{f', epoch {epoch}' if epoch is not None else ''})"
+        row.label = base + row.suffix
     seen = defaultdict(list)
     for row in rows:
         seen[row.label].append(row)
@@ -137,4 +141,15 @@ def label_rows(rows: list[Row]) -> None:
             for row in same:
                 w = row.first.get("encoder_weights", "random-init")
                 weights = w if isinstance(w, str) else ",".join(x["sha256"][:8] for x in w)
+                row.suffix += f" [config {row.config_hash}, weights {weights}]"
                 row.label = f"{name} [config {row.config_hash}, weights {weights}]"
+
+
+def short_labels(rows: list[Row]) -> tuple[list[str], list[str]]:
+    """(labels without the [key=value] parts every row of the table shares, those shared parts): what a
+    plot needs to tell rows apart when their names differ only at the end."""
+    common = set(rows[0].parts).intersection(*(r.parts for r in rows[1:])) if len(rows) > 1 else set()
+    if not common:
+        return [r.label for r in rows], []
+    return [label(r.method, [p for p in r.parts if p not in common]) + r.suffix for r in rows], \
+        [p for p in rows[0].parts if p in common]
