@@ -34,8 +34,8 @@ def test_scaffolded_plugin_installs_through_its_entry_point_and_reaches_the_lead
                        "--results-dir", "results", "--work-dir", f"wd{seed}", "--cfg-options", *opts], tmp_path, env)
     _sh(HARNESS + ["leaderboard", "--results-dir", "results", "--out", "boards"], tmp_path, env)
     table = (tmp_path / "boards" / "README.md").read_text()
-    row = next(line for line in table.splitlines() if line.startswith("| ext_probe"))
-    assert "| reproduced | 2 " in row and "±" in row  # both seeds aggregated
+    row = next(line for line in table.splitlines() if line.startswith("| 1 ") and "ext_probe" in line)
+    assert "this harness" in row and row.split("|")[4].strip() == "2" and "±" in row  # both seeds aggregated
     (csv,) = [p for p in (tmp_path / "boards").glob("synth-*.csv") if "_comparisons" not in p.name]
     assert csv.read_text().count("ext_probe") == 1
 
