@@ -15,17 +15,22 @@ import sys
 from pathlib import Path
 
 LIBRARIES = ("torch", "torchvision", "open_clip_torch", "transformers", "mmengine")
+MODULES = {"open_clip_torch": "open_clip"}  # distribution -> import name where they differ
 HARNESS_PACKAGE = "harness"  # the core: identified by harness_version and git_sha, not hashed here
 
 
 def library_versions() -> dict:
-    """Installed versions of the libraries whose code shapes every number (None when not installed)."""
+    """Versions of the libraries whose code shapes every number, as the imported module states it (torch's
+    includes its build, e.g. ``2.14.1+cu130``), else the installed metadata; None when not installed."""
     out = {}
     for name in LIBRARIES:
         try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = None
+            out[name] = str(importlib.import_module(MODULES.get(name, name)).__version__)
+        except (ImportError, AttributeError):
+            try:
+                out[name] = md.version(name)
+            except md.PackageNotFoundError:
+                out[name] = None
     return out
 
 
