@@ -37,6 +37,11 @@ def cmd_run(a):
     opts = parse_options((a.cfg_options or []) + ([f"seed={a.seed}"] if a.seed is not None else [])
                          + ([f"train.epochs={a.epochs}"] if a.epochs is not None else []))
     cfg = load_config(a.method, a.dataset, a.config, opts)
+    from .engine.train import work_dir_for
+    from .outputs import check_writable_dir
+
+    check_writable_dir(a.results_dir or cfg.results_dir, "--results-dir")  # before any data is read
+    check_writable_dir(a.work_dir or work_dir_for(cfg), "--work-dir")
     paths = run_job(cfg, data_root=a.data_root, work_dir=a.work_dir, results_dir=a.results_dir,
                     resume=not a.no_resume, launcher=a.launcher)
     for p in paths:
@@ -58,7 +63,10 @@ def _add_eval(sub):
 
 def cmd_eval(a):
     from .engine.evaluate_checkpoint import evaluate_checkpoint
+    from .outputs import check_writable_dir
 
+    if a.results_dir:
+        check_writable_dir(a.results_dir, "--results-dir")
     for p in evaluate_checkpoint(a.checkpoint, a.dataset, a.data_root, a.split, a.results_dir):
         rec = json.loads((p / "record.json").read_text())
         m = rec["metrics"]
@@ -150,6 +158,9 @@ def cmd_leaderboard(a):
         raise HarnessError(f"--resamples {a.resamples}: use at least 99 (p-values are multiples of 1/(resamples+1))")
     if not 0 < a.alpha < 1:
         raise HarnessError(f"--alpha {a.alpha}: must be between 0 and 1")
+    from .outputs import check_writable_dir
+
+    check_writable_dir(a.out, "--out")
 
     for p in build_leaderboards(a.results_dir, a.out, resamples=a.resamples, alpha=a.alpha, force=a.force):
         print(p)
@@ -262,6 +273,13 @@ def main(argv=None) -> int:
         if args.verbose:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an environment fault (full disk, read-only HOME or cache): the path, not a bug
+        from .outputs import ENVIRONMENT_ERRNOS, describe_os_error
+
+        if args.verbose or exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; nothing was written to the results store for unfinished evaluations", file=sys.stderr)

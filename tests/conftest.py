@@ -52,6 +52,8 @@ def make_records(layout: str, n_ids=(3, 2, 2), imgs_per_id=2, caps_per_img=2):
             pid += 1
     if layout == "icfg":
         recs = [r for r in recs if r["split"] != "val"]
+    if layout == "ufine6926":  # published with train and test only
+        recs = [r for r in recs if r["split"] != "val"]
     return recs
 
 

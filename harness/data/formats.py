@@ -10,6 +10,7 @@ import json
 import math
 import posixpath
 import re
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -86,6 +87,12 @@ def _encodable(s: str) -> bool:
     return True
 
 
+def _visible(s: str) -> bool:
+    """A caption with at least one visible character: zero-width spaces, joiners, BOMs and other format or
+    control characters alone (which ``str.strip`` keeps) make an empty caption."""
+    return any(unicodedata.category(ch)[0] not in "CZ" for ch in s)
+
+
 def normalise_image_path(raw: str) -> str:
     """Lexically normalised relative path (``./a//b.png`` -> ``a/b.png``), so aliases of one file compare equal.
 
@@ -129,6 +136,7 @@ def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, 
     out: dict[str, list[ImageRecord]] = {s: [] for s in SPLITS}
     skipped: Counter = Counter()
     truncated: Counter = Counter()
+    dropped: Counter = Counter()  # records without a visible caption, by split
     first: dict[str, tuple[int, str, int]] = {}  # normalised path -> (record index, split, id) of its first listing
     merged: dict[tuple[str, str], ImageRecord] = {}  # (split, normalised path) -> the record captions merge into
     for i, rec in enumerate(data):
@@ -139,6 +147,9 @@ def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, 
             if not _INT.fullmatch(pid.strip()):
                 raise AnnotationError(path, f"id must be an integer, found {pid!r:.60}", i, "id")
             pid = int(pid)
+        if not -2**63 <= pid < 2**63:
+            raise AnnotationError(path, f"id {str(pid)[:24]}{'...' if len(str(pid)) > 24 else ''} is out of range "
+                                        "(ids must fit in 64 bits)", i, "id")
         split = _field(path, i, rec, "split", str, "a string")
         raw_img = _field(path, i, rec, path_field, str, "a string path")
         try:
@@ -155,7 +166,10 @@ def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, 
         target = split_map.get(split, split_map.get("*"))
         if target is None:
             expected = sorted(k for k in split_map if k != "*")
-            raise AnnotationError(path, f"unknown split value {split!r:.40}; expected one of {expected}", i, "split")
+            case = next((k for k in expected if k.lower() == split.strip().lower()), None)
+            hint = f" (split values are case-sensitive: did you mean {case!r}?)" if case else ""
+            raise AnnotationError(path, f"unknown split value {split!r:.40}; expected one of {expected}{hint}", i,
+                                  "split")
         clean = []
         for j, c in enumerate(caps):
             if not isinstance(c, str):
@@ -165,7 +179,7 @@ def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, 
                                       "captions")
             c, cut = bound_caption(c.strip(), max_caption_chars, max_caption_words)
             truncated[target] += cut
-            if c:
+            if c and _visible(c):
                 clean.append(c)
             else:
                 skipped["empty caption"] += 1
@@ -176,6 +190,7 @@ def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, 
                 raise AnnotationError(path, f"expected a string, found {type(source).__name__}", i, "source")
         if not clean:
             skipped["record without captions"] += 1
+            dropped[target] += 1
             continue
         if img in first:
             j, prev_split, prev_pid = first[img]
@@ -194,7 +209,8 @@ def parse_records(path: Path, data: list, path_field: str, split_map: dict[str, 
         out[target].append(r)
     stats = dict(captions_truncated=sum(truncated.values()),
                  captions_truncated_by_split={s: truncated[s] for s in SPLITS},
-                 max_caption_chars=max_caption_chars, max_caption_words=max_caption_words)
+                 max_caption_chars=max_caption_chars, max_caption_words=max_caption_words,
+                 records_without_captions_by_split={s: dropped[s] for s in SPLITS})
     return out, dict(skipped), stats
 
 
@@ -221,7 +237,9 @@ class AnnotationDataset:
     annotation_names: tuple[str, ...] = ()
     path_field = "file_path"
     image_dir = "imgs"
-    split_map = {"train": "train", "test": "test", "*": "val"}  # IRRA: anything else is val
+    # IRRA sends anything else to val ("Test" too, which would put a test identity in val with no word):
+    # the harness takes the published values only, case-sensitive, and names any other in one line
+    split_map = {"train": "train", "val": "val", "test": "test"}
     with_source = False
     default_subdir = ""
 
@@ -337,6 +355,7 @@ class UFine6926(AnnotationDataset):
     name = "ufine6926"
     annotation_names = ("UFine6926_Annotations.json", "UFine6926_Annotations_1024.json", "UFine6926.json")
     image_dir = ""
+    split_map = {"train": "train", "test": "test"}  # the README's two values (ICL's loader: anything else -> val)
     default_subdir = "UFine6926"
 
 

@@ -34,6 +34,10 @@ def require_eval_split(splits: Splits, split: str) -> list:
     records = splits.split(split)
     ids = {r.pid for r in records}
     if len(ids) < 2:
+        dropped = (splits.stats.get("records_without_captions_by_split") or {}).get(split, 0)
+        why = (f" ({dropped} record(s) of the split were dropped: their captions are empty or hold no visible "
+               "character)") if dropped else ""
         raise DataError(f"{splits.annotation_file}: split '{split}' of '{splits.name}' has {len(ids)} identit"
-                        f"{'y' if len(ids) == 1 else 'ies'}; retrieval needs at least 2 to mean anything")
+                        f"{'y' if len(ids) == 1 else 'ies'} with captions{why}; retrieval needs at least 2 to mean "
+                        "anything")
     return records

@@ -13,6 +13,7 @@ import logging
 import os
 import pickle
 import re
+import shutil
 import zipfile
 from collections import deque
 from pathlib import Path
@@ -22,7 +23,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, OutputError
 from ..hashing import sha256_file
 from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mmengine checkpoints)
 
@@ -194,6 +195,15 @@ class HarnessCheckpointHook(CheckpointHook):
             runner.message_hub.update_info("keep_ckpt_ids", list(ids))  # saved with the checkpoint, unpruned
         try:
             super()._save_checkpoint_with_step(runner, step, meta)
+        except (OSError, RuntimeError) as exc:  # a full disk: torch says "file write failed", with no path
+            if isinstance(exc, RuntimeError) and "write" not in str(exc).lower():
+                raise
+            path = Path(self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step)))
+            path.unlink(missing_ok=True)  # never leave a half-written checkpoint for a resume to trip on
+            free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
+            raise OutputError(f"{path}: cannot write the checkpoint ({' '.join(str(exc).split())[:120]}; "
+                              f"{free / 2**20:.0f} MiB free there); free some space and rerun: it resumes from "
+                              "the previous checkpoint") from None
         finally:
             self.max_keep_ckpts = keep
         if not is_main_process():

@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from ..evaluation import summarise
 from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mmengine checkpoints)
 from .checkpoint_files import resume_point
+from ..outputs import check_free_space, checkpoint_bytes
 from .build import build_method
 from .evaluate import evaluate_method
 from .hooks import DatasetEpochHook, ProgressBarHook, RetrievalEvalHook
@@ -135,6 +136,7 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
     num_classes = len({r.pid for r in splits.train})
     train_set = TrainPairs(splits.train, splits.image_root, method.image_spec, seed=seed, cache_images=tr.cache_images,
                            caption_rule=method.caption_rule)
+    check_free_space(work_dir, checkpoint_bytes(method), "--work-dir")  # room for one more checkpoint, up front
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "harness_config.json").write_text(json.dumps(dict(config=to_plain(cfg), num_classes=num_classes,
                                                                   data_root=data_root,
