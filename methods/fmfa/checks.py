@@ -1,11 +1,14 @@
 """Up-front checks of FMFA's ``method`` config section (types and ranges), run by ``FMFA.validate_config``
-before any data is loaded, so a bad override is refused in one line naming the key."""
+before any data is loaded, so a bad override is refused in one line naming the key. The keys FMFA shares with
+IRRA are checked by IRRA's checks (methods/irra/checks.py)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from harness.config_schema import check_bool, check_choice, check_float, check_int
+from harness.config_schema import check_bool, check_choice, check_float
 from harness.errors import ConfigError
+
+from ..irra.checks import check_common, check_losses
 
 LOSSES = ("sdm", "asdm", "id", "mlm", "efa", "itc")
 
@@ -24,28 +27,13 @@ def check_margins(margins, losses) -> None:
 
 
 def check_values(cfg: Mapping) -> None:
-    losses = cfg.get("losses", LOSSES[1:5])
-    if isinstance(losses, (str, bytes)) or not isinstance(losses, Sequence) or not losses:
-        raise ConfigError(f"method.losses must be a non-empty list of loss names, got {losses!r}")
-    for i, name in enumerate(losses):
-        check_choice(f"method.losses[{i}]", name, LOSSES)
+    losses = check_losses(cfg, LOSSES, LOSSES[1:5])
     check_margins(cfg.get("efa_margins", (0.1, 0.9)), losses)
-    if "temperature" in cfg:
-        check_float("method.temperature", cfg["temperature"], 0.0, lo_open=True)
     if "asdm_mode" in cfg:
         check_choice("method.asdm_mode", cfg["asdm_mode"], ("code", "paper"))
     if "asdm_alpha" in cfg:
         check_float("method.asdm_alpha", cfg["asdm_alpha"], 0.0)
-    if "cmt_depth" in cfg:
-        check_int("method.cmt_depth", cfg["cmt_depth"], 1)
-    for key in ("asdm_detach_weight", "efa_row_normalise", "efa_mask_padding", "mlm_contaminates_global"):
+    for key in ("asdm_detach_weight", "efa_row_normalise", "efa_mask_padding"):
         if key in cfg:
             check_bool(f"method.{key}", cfg[key])
-    weights = cfg.get("loss_weights")
-    if weights is not None:
-        if not isinstance(weights, Mapping):
-            raise ConfigError(f"method.loss_weights must be a dict of loss name to weight, got {weights!r}")
-        for k, w in weights.items():
-            if k not in losses:
-                raise ConfigError(f"method.loss_weights.{k}: no such loss in method.losses {list(losses)}")
-            check_float(f"method.loss_weights.{k}", w, 0.0)
+    check_common(cfg, losses)

@@ -1,0 +1,6 @@
+"""IRRA method plugin (SDM + ID + IRR on CLIP); FMFA builds on it. Registered via the ``tipr.methods`` entry point."""
+from pathlib import Path
+
+from .model import IRRA  # noqa: F401
+
+IRRA.config_dir = Path(__file__).parent / "configs"
