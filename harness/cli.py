@@ -264,11 +264,38 @@ def build_parser():
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's cancel or preemption, `kill`): unwinds like Ctrl-C, so temporary files are
+    removed and the command ends with one line instead of dying silently."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
+    import signal
+    import threading
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args) -> int:
     try:
         return COMMANDS[args.command][1](args)
+    except Terminated:
+        print("error: stopped by SIGTERM; nothing unfinished was stored (a rerun of `harness run` resumes from the "
+              "last complete checkpoint)", file=sys.stderr)
+        return 143
     except HarnessError as exc:
         if args.verbose:
             raise
@@ -281,8 +308,9 @@ def main(argv=None) -> int:
             raise
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written to the results store for unfinished evaluations", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a sweep's interrupt says which of its jobs go on running
+        print(f"interrupted; {exc}" if str(exc) else
+              "interrupted; nothing was written to the results store for unfinished evaluations", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not bad input: still one line, with the way to the traceback
         if args.verbose:

@@ -139,14 +139,68 @@ def class_name(name: str) -> str:
     return "".join(p.capitalize() for p in name.split("_"))
 
 
-def scaffold_method(name: str, dest: Path) -> Path:
+MAX_NAME = 40  # the name appears in the package, distribution, class and every record: keep it readable
+
+
+def template_names() -> set[str]:
+    """Every name the generated modules import or define (``F``, ``Path``, ``ImageSpec``, ``torch``, ...): a
+    method class or package of the same name would shadow it, and the generated test would fail."""
+    import ast
+
+    out: set[str] = set()
+    for template in (INIT, MODEL, TEST):
+        for node in ast.walk(ast.parse(template.format(name="x_placeholder", cls="XPlaceholder"))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                out |= {(a.asname or a.name).split(".")[0] for a in node.names}
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    out.add(node.module.split(".")[0])
+    return out - {"x_placeholder", "XPlaceholder", "tipr_x_placeholder"}
+
+
+def check_name(name: str) -> None:
+    """Refuse a name that is not an identifier, too long, or would shadow (or be shadowed by) an import of the
+    template, the harness's own packages, or any installed module or distribution."""
+    import importlib.metadata as md
+    import importlib.util
+    import sys
+
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
-        raise HarnessError(f"method name '{name}' must be lower-case letters, digits and '_', starting with a letter")
+        raise HarnessError(f"method name '{name[:60]}' must be lower-case letters, digits and '_', starting with a "
+                           "letter")
+    if len(name) > MAX_NAME:
+        raise HarnessError(f"method name '{name[:20]}...' has {len(name)} characters; use at most {MAX_NAME}")
+    cls, pkg = class_name(name), f"tipr_{name}"
+    clash = {name, cls, pkg} & (template_names() | {"harness", "tipr_methods", "methods", "tipr_harness"})
+    if clash:
+        raise HarnessError(f"method name '{name}' would shadow '{sorted(clash)[0]}', which the generated package or "
+                           "the harness imports; pick another name")
+    for mod in (name, pkg):
+        if mod in sys.stdlib_module_names or mod in sys.builtin_module_names or _importable(importlib.util, mod):
+            raise HarnessError(f"method name '{name}': a module '{mod}' is already installed (it would shadow it, or "
+                               "be shadowed); pick another name")
+    try:
+        md.distribution(f"tipr-{name}")
+    except md.PackageNotFoundError:
+        return
+    raise HarnessError(f"method name '{name}': a distribution 'tipr-{name}' is already installed; pick another name")
+
+
+def _importable(util, mod: str) -> bool:
+    try:
+        return util.find_spec(mod) is not None
+    except (ImportError, ValueError):
+        return True
+
+
+def scaffold_method(name: str, dest: Path) -> Path:
+    check_name(name)
+    from .outputs import check_writable_dir
     from .registry import METHODS, discover_plugins
 
     discover_plugins()
     if METHODS.get(name) is not None:
         raise HarnessError(f"a method named '{name}' is already registered; pick another name")
+    check_writable_dir(dest, "--dest")
     root = Path(dest) / f"tipr-{name}"
     if root.exists():
         raise HarnessError(f"{root} already exists; not overwriting it")

@@ -78,6 +78,27 @@ def run_local(folder: SweepFolder, data: dict, todo: list[JobSpec], jobs: int, r
     pending = list(todo)
     running: dict[str, tuple[JobSpec, submitit.Job, int]] = {}
     log.info(f"local executor: {len(todo)} job(s), {jobs} at a time, {threads} thread(s) each ({cores} cores)")
+    try:
+        _local_loop(ex, folder, data, pending, running, free_slots, threads, n_gpus, cuda, res)
+    except KeyboardInterrupt:
+        alive = [f"{spec.key} (pid {job.job_id})" for spec, job, _ in running.values() if not job.done()]
+        raise SweepInterrupted(
+            (f"{len(alive)} job(s) go on running and will store their results when they finish: {', '.join(alive)} "
+             "(`harness sweep status` follows them; `kill PID` stops one)" if alive else "no job was running")
+            + f"; {len(pending)} job(s) not started (rerun the same `harness sweep` to start them)") from None
+    adopted = [j for j in data["jobs"] if j.job_id and j not in todo and local_alive(j.job_id)]
+    if adopted:
+        log.info(f"waiting for {len(adopted)} job(s) an earlier `harness sweep` started")
+    while any(local_alive(j.job_id) for j in adopted):
+        time.sleep(2)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C on a local sweep: the message names the jobs that keep running (their processes are not ours
+    to kill: each writes its record atomically when it ends) and the ones never started."""
+
+
+def _local_loop(ex, folder, data, pending, running, free_slots, threads, n_gpus, cuda, res) -> None:
     while pending or running:
         while pending and free_slots:
             spec, slot = pending.pop(0), free_slots.pop(0)
@@ -100,11 +121,6 @@ def run_local(folder: SweepFolder, data: dict, todo: list[JobSpec], jobs: int, r
             except Exception as exc:  # the job's own error is in its result pickle and log
                 msg = str(exc).strip().splitlines()
                 log.warning(f"failed {spec.key}: {msg[-1] if msg else exc}")
-    adopted = [j for j in data["jobs"] if j.job_id and j not in todo and local_alive(j.job_id)]
-    if adopted:
-        log.info(f"waiting for {len(adopted)} job(s) an earlier `harness sweep` started")
-    while any(local_alive(j.job_id) for j in adopted):
-        time.sleep(2)
 
 
 def submit_slurm(folder: SweepFolder, data: dict, todo: list[JobSpec], res: JobResources) -> None:
