@@ -251,15 +251,30 @@ def test_paper_base_without_a_dataset_setting_is_refused():
 
 
 def test_deviations_follow_the_config():
-    base = {"fp32", "id-classes", "efa-minmax-eps", "checkpoint-selection", "encoder-preset", "random-init",
-            "input-size"}
-    assert {d.id for d in FMFA(num_classes=4, encoder=TINY).deviations()} == base
-    synth = load_config("fmfa", "synth").method.to_dict()
-    synth.pop("type")
-    devs = {d.id: d for d in FMFA(num_classes=4, **synth).deviations()}
-    assert set(devs) == base | {"losses", "cmt-depth"} and "itc" in devs["losses"].ours
-    no_efa = FMFA(num_classes=4, encoder=TINY, losses=("asdm", "id", "mlm"), efa_margins=(0.3, 0.3))
-    ids = {d.id for d in no_efa.deviations()}
-    assert "losses" in ids and "efa-margins" not in ids  # EFA switched off: its margins are not in effect
+    from harness.engine.build import build_method
+
+    def ids(options=None, dataset="cuhk", config=None):
+        opts = dict({"method.encoder.preset": "tiny"}, **(options or {}))
+        cfg = load_config("fmfa", None if config else dataset, config=config, options=opts)
+        return {d.id for d in build_method(cfg.method, 4).deviations(to_plain(cfg))}
+
+    # Written down from yinhao1102/FMFA@d0a3403, not read back from the implementation: fp16 weights + autocast
+    # (build_finetune.py:95, 190), one ID class per pair (datasets/build.py:251), min-max without eps
+    # (build_finetune.py:151), best epoch on the test set (processor_finetune.py:48-50), torch.argsort
+    # (utils/metrics.py:11); and no released CLIP weights or preset here (tiny, random).
+    always = {"fp32", "id-classes", "efa-minmax-eps", "checkpoint-selection", "tie-rule", "encoder-preset",
+              "random-init"}
+    assert ids() == always  # default.py is the released recipe: Adam 5e-6, warm-up cosine, 60 epochs, batch 64
+    # synth: itc added, 1 cross-modal layer, 64x32 images / 48 tokens, Adam 5e-4 eps 1e-8, LinearLR + cosine, 6 epochs
+    assert ids(dataset="synth") == always | {"losses", "cmt-depth", "input-size", "optimizer", "schedule", "epochs"}
+    # paper_icfg.py: paper A-SDM, margins 0.2/1.0, no row normalisation, lr 1e-5, 100 epochs
+    assert ids(config="methods/fmfa/configs/paper_icfg.py") == always | {
+        "asdm-paper", "efa-margins", "efa-row-normalise", "optimizer", "epochs"}
+    # one recipe key at a time
+    assert ids({"train.batch_size": 32}) == always | {"batch-size"}
+    assert ids({"train.sampler": dict(type="identity", num_instances=4)}) == always | {"sampler"}
+    assert ids({"optim_wrapper.clip_grad": dict(max_norm=1.0)}) == always | {"grad-steps"}
+    no_efa = ids({"method.losses": ["asdm", "id", "mlm"], "method.efa_margins": (0.3, 0.3)})
+    assert no_efa == always | {"losses"}  # EFA switched off: its margins are not in effect
     for d in FMFA(num_classes=4, encoder=TINY, asdm_mode="paper", asdm_alpha=10.0).deviations():
         assert d.released and d.ours and d.as_dict()["id"] == d.id
