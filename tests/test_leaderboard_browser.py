@@ -113,9 +113,14 @@ def check_layout(report: dict, size, nbytes) -> None:
             assert len(set(names)) == len(names), f"two rows look alike in a plot: {names}"
 
 
-def test_committed_page_renders_cleanly(tmp_path):
+def test_committed_page_renders_cleanly(tmp_path, monkeypatch):
     report, size, nbytes = render(REPO / "leaderboards" / "index.html", tmp_path)
     assert report["cells"] > 20
+    check_layout(report, size, nbytes)
+    monkeypatch.chdir(REPO)  # and the page the current code builds from the committed records
+    build_leaderboards("leaderboards/records", tmp_path / "board", resamples=99)
+    report, size, nbytes = render(tmp_path / "board" / "index.html", tmp_path)
+    assert len(report["sections"]) == 2 and report["texts"] > 40  # in-domain and cross-domain, with plots
     check_layout(report, size, nbytes)
 
 

@@ -18,9 +18,10 @@ from ..results import ResultsStore
 from .rows import short_labels
 
 CSS = ("body{font-family:'DejaVu Sans',sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
-       "table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;"
+       "table{border-collapse:collapse;margin:.6em 0;font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px;"
+       "text-align:right;"
        "overflow-wrap:break-word}td:nth-child(2),th:nth-child(2){text-align:left;overflow-wrap:anywhere}"
-       "table.board td{white-space:nowrap}table.board td:nth-child(2){white-space:normal;min-width:14em}"
+       "td.n{white-space:nowrap}table.board td:nth-child(2){min-width:10em}"
        "tr.paper td{font-style:italic;color:#666;background:#f4f4f4}caption{text-align:left;font-weight:bold;"
        "padding:.3em 0}.note{color:#555;font-size:90%}details{margin:.5em 0}dl.legend{font-size:90%;display:grid;"
        "grid-template-columns:max-content 1fr;gap:.2em 1em}dl.legend dt{font-weight:bold}dl.legend dd{margin:0}"
@@ -119,12 +120,13 @@ def _cell(c) -> str:
     return html.escape(str(c))
 
 
-def _html_table(rows, headers, caption="", paper_from: int | None = None, cls: str = "") -> str:
+def _html_table(rows, headers, caption="", paper_from: int | None = None, cls: str = "", nowrap=()) -> str:
     head = "".join(f"<th>{_cell(h)}</th>" for h in headers)
     body = []
     for i, r in enumerate(rows):
         paper = ' class="paper"' if paper_from is not None and i >= paper_from else ""
-        body.append(f"<tr{paper}>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>")
+        body.append(f"<tr{paper}>" + "".join(f"<td class='n'>{_cell(c)}</td>" if j in nowrap else f"<td>{_cell(c)}</td>"
+                                             for j, c in enumerate(r)) + "</tr>")
     cap = f"<caption>{_cell(caption)}</caption>" if caption else ""
     table = f'<table class="{cls}">' if cls else "<table>"
     return f"{table}{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -133,7 +135,8 @@ def _html_table(rows, headers, caption="", paper_from: int | None = None, cls: s
 def table_section(table, rows, comp_rows, comp_headers, prov_headers) -> str:
     level = "h3" if table.cross else "h2"
     parts = [f"<section><{level}>{_cell(table.title)}</{level}>",
-             _html_table(rows, table.headers, paper_from=len(table.rows), cls="board")]
+             _html_table(rows, table.headers, paper_from=len(table.rows), cls="board",
+                         nowrap=range(4, 4 + len(table.metrics)))]
     if table.deviations:
         parts.append("<p class='note'>Declared deviations from the released code ([n] in the table):</p><ol "
                      "class='note'>" + "".join(f"<li>{_cell(d)}</li>" for d in table.deviations) + "</ol>")
