@@ -262,22 +262,43 @@ def test_lgur_pipeline_is_the_released_one():
     assert imagenet.mean == (0.485, 0.456, 0.406) and imagenet.std == (0.229, 0.224, 0.225)
 
 
-@pytest.mark.parametrize("build", [_fmfa, _ivt, _lgur], ids=["fmfa", "ivt", "lgur"])
-def test_loaders_feed_each_method_its_own_pipeline(tmp_path, build):
-    """Gallery images equal the torchvision test transform of the method's spec; training images (augment off)
-    equal its train-interpolation resize."""
+BIL, BIC = T.InterpolationMode.BILINEAR, T.InterpolationMode.BICUBIC
+HALF, IMAGENET = ((0.5,) * 3, (0.5,) * 3), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# The released pipelines written out here (not read from the method's spec), erasing left out:
+# FMFA datasets/build.py:38-44: Resize (bilinear), RandomHorizontalFlip(0.5), Pad(10), RandomCrop, CLIP stats;
+# IVT make_dataloader.py:141-155: Resize bicubic, Pad(10), RandomCrop, RandomHorizontalFlip; test bilinear; 0.5/0.5;
+# LGUR data/dataloader.py:20-42: Resize bicubic, Pad(10), RandomCrop, RandomHorizontalFlip; test bicubic; ImageNet.
+RELEASED_PIPELINES = {
+    "fmfa": (lambda hw: [T.Resize(hw, BIL), T.RandomHorizontalFlip(0.5), T.Pad(10), T.RandomCrop(hw)], BIL,
+             (CLIP_MEAN, CLIP_STD), {}),
+    "ivt": (lambda hw: [T.Resize(hw, BIC), T.Pad(10), T.RandomCrop(hw), T.RandomHorizontalFlip(0.5)], BIL, HALF,
+            dict(image_mean=HALF[0], image_std=HALF[1])),
+    "lgur": (lambda hw: [T.Resize(hw, BIC), T.Pad(10), T.RandomCrop(hw), T.RandomHorizontalFlip()], BIC, IMAGENET,
+             dict(image_mean=IMAGENET[0], image_std=IMAGENET[1])),
+}
+
+
+@pytest.mark.parametrize("name", list(RELEASED_PIPELINES))
+def test_loaders_feed_each_method_its_released_pipeline(tmp_path, name):
+    """Gallery images equal the released test transform; training images (erasing off) equal the released train
+    transform run by torchvision on the global generator seeded as the loader seeds sample 0 of epoch 0."""
+    from harness.data.loading import sample_seed
+
+    train, test_mode, (mean, std), kw = RELEASED_PIPELINES[name]
     Image.fromarray(RNG.integers(0, 256, (77, 35, 3)).astype(np.uint8)).save(tmp_path / "p.png")
-    spec = build().image_spec
-    modes = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
+    spec = (_fmfa() if name == "fmfa" else dict(ivt=_ivt, lgur=_lgur)[name](**kw)).image_spec
+    hw = spec.size
     got = GalleryImages(["p.png"], tmp_path, spec)[0]
-    want = _torchvision_test_pipeline(tmp_path / "p.png", spec.size, modes[spec.test_interpolation], spec.mean,
-                                      spec.std)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
-    plain = dataclasses.replace(spec, augment=dict(flip=False, pad_crop=0, erasing=0.0), train_views=1)
-    got = TrainPairs([ImageRecord(0, "p.png", ["x"])], tmp_path, plain)[0]["image"]
-    want = _torchvision_test_pipeline(tmp_path / "p.png", spec.size, modes[spec.train_interpolation], spec.mean,
-                                      spec.std)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(got, _torchvision_test_pipeline(tmp_path / "p.png", hw, test_mode, mean, std),
+                               atol=1e-5, rtol=0)
+    no_erasing = dataclasses.replace(spec, augment=dict(spec.augment, erasing=0.0), train_views=1)
+    pairs = TrainPairs([ImageRecord(0, "p.png", ["x"])], tmp_path, no_erasing, seed=5)
+    for epoch in range(6):  # several seeds: flips and offsets both vary
+        pairs.set_epoch(epoch)
+        torch.manual_seed(sample_seed(5, epoch, 0))
+        pipeline = T.Compose(train(hw) + [T.ToTensor(), T.Normalize(mean, std)])
+        want = pipeline(Image.open(tmp_path / "p.png").convert("RGB"))
+        torch.testing.assert_close(pairs[0]["image"], want, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("kw,key", [(dict(train_interpolation="lanczos"), "train_interpolation"),
