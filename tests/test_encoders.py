@@ -123,3 +123,34 @@ def test_openai_state_dict_and_open_clip_config_declare_their_activation(tmp_pat
     with caplog.at_level(logging.WARNING, logger="harness"):
         CLIPEncoder("tiny", image_size=(32, 16), context_length=16, checkpoint=str(tmp_path / "plain.pt"))
     assert "cannot tell whether this CLIP checkpoint was trained with GELU or QuickGELU" in caplog.text
+
+
+def test_openai_torchscript_archive_written_in_openais_layout_loads(tmp_path):
+    """An archive compiled from a model with OpenAI's module tree and names (not a traced open_clip model),
+    fp16, QuickGELU, 14 x 14 grid: open_clip's own OpenAI reader accepts its state dict, and the harness loads
+    the same values (in fp32) with the grid resized once to the encoder's."""
+    from open_clip.model import build_model_from_openai_state_dict
+
+    from harness.encoders.clip import resize_positions
+    from upstream_weights import write_openai_torchscript
+
+    path = write_openai_torchscript(tmp_path / "ViT-B-16.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sd = torch.jit.load(str(path)).state_dict()
+    assert {v.dtype for k, v in sd.items() if v.is_floating_point()} == {torch.float16}
+    assert {"input_resolution", "context_length", "vocab_size"} <= set(sd) and int(sd["input_resolution"]) == 112
+    ref = build_model_from_openai_state_dict(dict(sd))  # open_clip's reader of OpenAI checkpoints
+    assert ref.visual.positional_embedding.shape == (197, 128) and type(ref.visual.transformer.resblocks[0].mlp.gelu
+                                                                        ).__name__ == "QuickGELU"
+    enc = CLIPEncoder("tiny", image_size=(32, 16), context_length=40, checkpoint=str(path))
+    (entry,) = enc.weight_provenance()
+    assert entry["format"] == "openai-torchscript" and entry["position_grid"] == [14, 14]
+    assert enc.clip.visual.conv1.weight.dtype == torch.float32
+    assert torch.equal(enc.clip.visual.conv1.weight, sd["visual.conv1.weight"].float())
+    assert torch.equal(enc.clip.transformer.resblocks[1].mlp.c_fc.weight,
+                       sd["transformer.resblocks.1.mlp.c_fc.weight"].float())
+    expected = resize_positions(sd["visual.positional_embedding"].float(), (14, 14), (4, 2))
+    assert torch.equal(enc.clip.visual.positional_embedding.detach(), expected)
+    with pytest.raises(ConfigError, match="trained with quick_gelu"):
+        CLIPEncoder("tiny", image_size=(32, 16), context_length=40, checkpoint=str(path), quick_gelu=False)

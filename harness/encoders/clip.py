@@ -118,7 +118,8 @@ class CLIPEncoder(nn.Module):
     def load_checkpoint(self, path: str | Path) -> None:
         """Load OpenAI JIT archives or open_clip/plain state dicts from a local path.
 
-        The 14x14 position grid of a 224px checkpoint is resized bilinearly to the (H/16, W/16) grid.
+        The checkpoint's position grid (14x14 for a 224px ViT-B/16, or any other shape: see ``source_grid``) is
+        resized bilinearly, once and in fp32, to the (H/16, W/16) grid.
         A checkpoint whose MLP activation is known (a JIT archive's module names, OpenAI's state-dict
         keys, an ``open_clip_config.json`` beside the file) must match the encoder's, or loading stops.
         """
@@ -149,9 +150,9 @@ class CLIPEncoder(nn.Module):
         self._check_activation(activation, path)
         for k in ("input_resolution", "context_length", "vocab_size", "attn_mask"):  # attn_mask: a traced buffer
             sd.pop(k, None)
-        source_grid = self._remember_source_positions(sd, path)
-        if source_grid is not None and tuple(source_grid) != tuple(self.clip.visual.grid_size):
-            sd["visual.positional_embedding"] = resize_positions(sd["visual.positional_embedding"], source_grid,
+        grid = self._remember_source_positions(sd, path)  # resized once, in fp32, from the file's own grid
+        if grid is not None and tuple(grid) != tuple(self.clip.visual.grid_size):
+            sd["visual.positional_embedding"] = resize_positions(sd["visual.positional_embedding"].float(), grid,
                                                                  self.clip.visual.grid_size)
         resize_text_pos_embed(sd, self.clip)
         missing, unexpected = self.clip.load_state_dict(sd, strict=False)
@@ -160,7 +161,7 @@ class CLIPEncoder(nn.Module):
             raise HarnessError(f"{path}: checkpoint does not match preset '{self.preset}' "
                                f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
         self._provenance.append(dict(path=str(path.resolve()), sha256=sha256_file(path), format=fmt,
-                                     **({"position_grid": list(source_grid)} if source_grid else {})))
+                                     **({"position_grid": list(grid)} if grid else {})))
 
     def _check_activation(self, activation: str | None, path: Path) -> None:
         mine = "quick_gelu" if self.quick_gelu else "gelu"
