@@ -17,6 +17,9 @@ ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errn
                       errno.EISDIR, errno.ENAMETOOLONG}
 
 
+_CHECKED: dict[str, Path] = {}  # output locations this process checked (an error without a path names them)
+
+
 def _nearest_existing(p: Path) -> Path:
     p = p.absolute()
     while not p.exists() and p != p.parent:
@@ -39,6 +42,7 @@ def check_writable_dir(path: str | os.PathLike, what: str) -> Path:
     except OSError as exc:
         raise OutputError(f"{what} {p}: cannot write in {base} ({exc.strerror}); make it writable or pass another "
                           "folder") from None
+    _CHECKED[what] = p
     return p
 
 
@@ -64,6 +68,14 @@ def describe_os_error(exc: OSError) -> str:
     where = exc.filename or "a file"
     if exc.filename2:
         where = f"{where} -> {exc.filename2}"
+    if not exc.filename and exc.errno in (errno.ENOSPC, errno.EDQUOT) and _CHECKED:  # write() names no file
+        free = []
+        for what, p in _CHECKED.items():
+            try:
+                free.append(f"{what} {p}: {shutil.disk_usage(_nearest_existing(p)).free / 2**20:.0f} MiB free")
+            except OSError:
+                continue
+        where = f"writing output ({'; '.join(free)})"
     hint = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some quota or write elsewhere",
             errno.EROFS: "the file system is read-only; write elsewhere (--work-dir, --results-dir, TIPR_CACHE)",
             errno.EACCES: "make it writable or write elsewhere (--work-dir, --results-dir, TIPR_CACHE, HOME)",
