@@ -60,9 +60,11 @@ class WarmupCosineLR(LRSchedulerMixin, WarmupCosineParamScheduler):
 # ---------------------------------------------------------------- fitting a schedule to the run's epochs
 # A schedule is written for a length of run; `--epochs N` may be shorter. The rule (README "Schedules"):
 # a warm-up that would not reach its peak inside the run is dropped (the schedulers that began where it
-# ended begin where it began), a milestone at or after the last epoch is dropped, a scheduler that begins at
-# or after the last epoch is dropped, and a numeric `end` beyond the run ends with the run (a cosine is
-# compressed). Every change is one line in the log and in the record's `schedule_fit`; nothing is kept silently.
+# ended begin where it began): a LinearLR/ConstantLR rising past the last epoch, a LinearLR one epoch long
+# (mmengine's LinearLR reaches end_factor at end - 1: never, then), a ``warmup_epochs`` not shorter than
+# the run (set to 0); a milestone at or after the last epoch is dropped, a scheduler that begins at or after
+# the last epoch is dropped, and a numeric `end` beyond the run ends with the run (a cosine is compressed).
+# Every change is one line in the log and in the record's `schedule_fit`; nothing is kept silently.
 WARMUP_TYPES = {"LinearLR": "start_factor", "LinearParamScheduler": "start_factor", "ConstantLR": "factor",
                 "ConstantParamScheduler": "factor"}
 
