@@ -169,6 +169,9 @@ def _identity_sums(runs: np.ndarray, inv: np.ndarray, n_ids: int) -> np.ndarray:
     return np.bincount(index.ravel(), weights=runs.ravel(), minlength=n_ids * len(runs)).reshape(len(runs), n_ids)
 
 
+DF_BOUND = 0.10  # seed variances enter the degrees of freedom at their one-sided (1 - DF_BOUND) upper bound
+
+
 def method_test(runs_a, runs_b, cluster, confidence: float = 0.95) -> MethodTest:
     """Two-level test of "methods A and B score the same", seeds and test identities both random.
 
@@ -183,11 +186,15 @@ def method_test(runs_a, runs_b, cluster, confidence: float = 0.95) -> MethodTest
     sampling variance that does not come from seeds (how the two methods' per-identity strengths
     differ): B = V_id − W_A/S_A − W_B/S_B, floored at 0, with V_id the identity-clustered variance of the
     seed-averaged per-identity differences and W a row's within-identity seed variance (what seed noise
-    adds to V_id; subtracting it stops it being counted twice). p is two-sided from Student's t with
-    Welch–Satterthwaite degrees of freedom (S_A − 1, S_B − 1 and identities − 1 for the three parts).
-    With the identity part zero this is Welch's test over seeds; with seeds that never differ it is an
-    identity-clustered t-test. Held level and power: tests/test_method_significance.py and
-    benchmarks/bench_significance.py.
+    adds to V_id; subtracting it stops it being counted twice). A row whose run scores tie although its
+    runs differ query by query uses W for s². p is two-sided from Student's t.
+
+    Degrees of freedom: Welch's over the seed part (S_A − 1, S_B − 1), raised by the identity part
+    (identities − 1) as Welch–Satterthwaite would, but with each seed variance taken at its one-sided
+    90% upper confidence bound s²(S − 1)/χ²_{S−1, 0.10} in that raise. Plain Satterthwaite lets a seed
+    spread that is small by chance shrink the standard error *and* lift the degrees of freedom towards
+    the identity count at once; with 2 seeds that put 1.35% of null comparisons below p = 0.001 (see
+    benchmarks/bench_significance.py). With no identity part the test is exactly Welch's over seeds.
     """
     A, B = np.atleast_2d(np.asarray(runs_a, np.float64)), np.atleast_2d(np.asarray(runs_b, np.float64))
     cluster = np.asarray(cluster)
@@ -211,14 +218,23 @@ def method_test(runs_a, runs_b, cluster, confidence: float = 0.95) -> MethodTest
     w_b = float(np.sum((cb - cb.mean(axis=0)) ** 2)) / (sb - 1) / q ** 2
     scale = max(1.0, float(np.abs(xa).max()), float(np.abs(xb).max()))
     tiny = (SPREAD_RTOL * scale) ** 2
-    parts = [(0.0 if _negligible(xa) else float(xa.var(ddof=1)) / sa, sa - 1),
-             (0.0 if _negligible(xb) else float(xb.var(ddof=1)) / sb, sb - 1),
-             (max(0.0, v_id - w_a / sa - w_b / sb), n_ids - 1)]
-    parts = [(v, f) for v, f in parts if v > tiny]
-    var = sum(v for v, _ in parts)
-    if not parts:
+    # a row whose run scores coincide although its runs differ query by query (R1 is a count: two seeds
+    # can tie) still varies by seed: it gets its identity-level seed variance W, the least it can have
+    seeds = [(v, f) for v, f in ((w_a if _negligible(xa) else float(xa.var(ddof=1)), sa),
+                                 (w_b if _negligible(xb) else float(xb.var(ddof=1)), sb)) if v > tiny]
+    seeds = [(v / f, f - 1) for v, f in seeds]
+    ident = max(0.0, v_id - w_a / sa - w_b / sb)
+    ident = ident if ident > tiny else 0.0
+    seed_var = sum(v for v, _ in seeds)
+    var = seed_var + ident
+    if var == 0.0:
         return MethodTest(delta, 0.0, nan, 1.0 if abs(delta) <= SPREAD_RTOL * scale else None, delta, delta)
-    df = var ** 2 / sum(v ** 2 / f for v, f in parts)
+    if not seeds:
+        df = float(n_ids - 1)
+    else:
+        df_seeds = seed_var ** 2 / sum(v ** 2 / f for v, f in seeds)  # Welch
+        upper = sum(v * f / special.chdtri(f, 1 - DF_BOUND) for v, f in seeds)
+        df = (upper + ident) ** 2 / (upper ** 2 / df_seeds + ident ** 2 / (n_ids - 1))
     se = float(np.sqrt(var))
     p = float(2 * special.stdtr(df, -abs(delta) / se))  # Student's t tails, without scipy.stats' per-call overhead
     half = float(special.stdtrit(df, 0.5 + confidence / 2)) * se
