@@ -21,7 +21,7 @@ CSS = ("body{font-family:'DejaVu Sans',sans-serif;max-width:1150px;margin:2em au
        "table{border-collapse:collapse;margin:.6em 0;font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px;"
        "text-align:right;"
        "overflow-wrap:break-word}td:nth-child(2),th:nth-child(2){text-align:left;overflow-wrap:anywhere}"
-       "td.n{white-space:nowrap}table.board td:nth-child(2){min-width:10em}"
+       "td.n{white-space:nowrap}table.comp td:first-child{text-align:left}table.board td:nth-child(2){min-width:10em}"
        "tr.paper td{font-style:italic;color:#666;background:#f4f4f4}caption{text-align:left;font-weight:bold;"
        "padding:.3em 0}.note{color:#555;font-size:90%}details{margin:.5em 0}dl.legend{font-size:90%;display:grid;"
        "grid-template-columns:max-content 1fr;gap:.2em 1em}dl.legend dt{font-weight:bold}dl.legend dd{margin:0}"
@@ -88,7 +88,7 @@ def forest_plot(table) -> str | None:
         ax.set_xlabel(f"Δ{metric} (pp): #1 − row")
         ax.grid(alpha=0.3, axis="x")
     axes[0].set_yticks(y, labels, fontsize=8)
-    axes[0].invert_yaxis()
+    axes[0].set_ylim(len(others) - 0.5, -0.5)  # first row on top, half a row of margin
     return _svg(fig, f"{table.slug}-forest")
 
 
@@ -146,7 +146,8 @@ def table_section(table, rows, comp_rows, comp_headers, prov_headers) -> str:
     named = ("Rows are named in the plots by their # in the table and without the config keys every row shares"
              f" ({', '.join(shared)})." if shared else "Rows are named in the plots by their # in the table.")
     if comp_rows:
-        parts.append(_html_table(comp_rows, comp_headers, "Pairwise comparisons (* significant after Holm)"))
+        parts.append(_html_table(comp_rows, comp_headers, "Pairwise comparisons (* significant after Holm)",
+                                 cls="comp"))
         fp = forest_plot(table)
         if fp:
             parts.append(f"<figure>{fp}<figcaption>Difference of row #1 (the best by R1) minus each other row, with "
