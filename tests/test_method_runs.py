@@ -23,6 +23,7 @@ def test_method_trains_and_is_scored_through_the_harness(method, tmp_path):
     assert len(paths) == 1 and rec["method"] == method and rec["num_gallery"] == 12 and rec["num_queries"] == 24
     assert 0 <= rec["metrics"]["R1"] <= 100 and rec["metrics"]["R10"] >= rec["metrics"]["R1"]
     assert rec["method_info"]["encoder_text"] == "tiny"
+    assert {"epochs", "batch-size"} <= {d["id"] for d in rec["deviations"]}  # the record judged the run config too
 
 
 class _Items:
