@@ -308,7 +308,12 @@ def check_images(paths, image_root: Path, max_pixels: int | None = None, decode:
             exists = False
             out.first_error.setdefault("missing", f"{p}: {exc.strerror}")
         if not exists:
-            out.missing.append(rel)
+            what = _not_a_file(p)
+            if what:  # there, but nothing an image can be read from: say what it is, not "missing"
+                out.unreadable.append(rel)
+                out.first_error.setdefault("unreadable", f"{p} is {what}, not an image file")
+            else:
+                out.missing.append(rel)
             continue
         if not headers and not decode:
             continue
@@ -328,11 +333,105 @@ def check_images(paths, image_root: Path, max_pixels: int | None = None, decode:
     return out
 
 
+def _not_a_file(p: Path) -> str | None:
+    """What stands at ``p`` when it is not a regular file (None: nothing is there)."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        return "a symlink to a missing file" if os.path.islink(p) else None
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device" + (" (through a symlink)" if os.path.islink(p) else "")
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _decoded_cache(image_root: Path) -> Path:
+    """Where the images of ``image_root`` that decoded fully are listed (``$TIPR_CACHE/decoded/``)."""
+    import hashlib
+    import os
+
+    base = Path(os.environ.get("TIPR_CACHE", Path.home() / ".cache" / "tipr"))
+    key = hashlib.sha1(str(Path(image_root).resolve()).encode()).hexdigest()[:16]
+    return base / "decoded" / f"{key}.json"
+
+
+def _stamp(p: Path) -> list[int] | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _decode_all(paths: list[str], image_root: Path, max_pixels: int | None) -> ImageCheck:
+    """check_images(decode=True) over threads (PIL decodes without the GIL), merged in path order."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(8, len(os.sched_getaffinity(0)), len(paths) // 64))
+    if workers == 1:
+        return check_images(paths, image_root, max_pixels, decode=True)
+    parts = [paths[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(workers) as pool:
+        checks = list(pool.map(lambda part: check_images(part, image_root, max_pixels, decode=True), parts))
+    out = ImageCheck()
+    for c in checks:
+        out.missing += c.missing
+        out.unreadable += c.unreadable
+        out.oversized += c.oversized
+    for kind in ("missing", "unreadable", "oversized"):
+        getattr(out, kind).sort()
+        first = getattr(out, kind)[:1]
+        for c in checks:
+            if first and first[0] in getattr(c, kind) and kind in c.first_error:
+                out.first_error[kind] = c.first_error[kind]
+        if first and kind not in out.first_error:
+            out.first_error[kind] = next(c.first_error[kind] for c in checks if kind in c.first_error)
+    return out
+
+
 def require_images(records: list[ImageRecord], image_root: Path, what: str, max_pixels: int | None = None,
                    verify_hint: str = "harness data verify") -> None:
-    """Refuse to start when an image is missing, unreadable or over ``dataset.max_image_pixels``:
-    one line naming the first such file and the count, and the command that lists them all."""
-    chk = check_images([r.path for r in records], image_root, max_pixels)
+    """Refuse to start when an image is missing, not fully decodable or over ``dataset.max_image_pixels``:
+    one line naming the first such file and the count, and the command that lists them all. Every image is
+    decoded once (a truncated file is found now, not after training); the ones that decoded are listed with
+    their size and mtime under ``$TIPR_CACHE/decoded/``, so a rerun only decodes new or changed files."""
+    import json
+    import os
+
+    paths = sorted({r.path for r in records})
+    cache_file = _decoded_cache(image_root)
+    try:
+        known = json.loads(cache_file.read_text())
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    stamps = {rel: _stamp(Path(image_root) / rel) for rel in paths}
+    fresh = [rel for rel in paths if stamps[rel] is None or known.get(rel) != stamps[rel]]
+    chk = _decode_all(fresh, image_root, max_pixels)
+    if len(fresh) and chk.ok:
+        known.update({rel: stamps[rel] for rel in fresh})
+        try:  # a read-only cache only costs the next run another decode pass
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known))
+            tmp.replace(cache_file)
+        except OSError:
+            pass
+    if max_pixels is not None:  # a cached image may be over a limit set since: headers are cheap
+        over = check_images([p for p in paths if p not in fresh], image_root, max_pixels)
+        chk.oversized += over.oversized
+        chk.first_error.update({k: v for k, v in over.first_error.items() if k not in chk.first_error})
     if chk.missing:
         raise ImageError(f"{what}: {len(chk.missing)} image(s) missing under {image_root} (first: "
                          f"{', '.join(chk.missing[:3])}); run `{verify_hint}` for the full list")

@@ -151,10 +151,8 @@ def resume_point(work_dir: Path) -> Path | None:
     pointed = None
     if last.is_file():
         text = last.read_text(errors="replace").strip()
-        if text:
-            pointed = Path(text)
-            if not pointed.is_absolute() and not pointed.is_file():
-                pointed = work_dir / pointed.name
+        if text:  # checkpoints live in the work dir: a copied or moved folder never resumes from another one
+            pointed = work_dir / Path(text).name
     epochs = sorted((p for p in work_dir.glob("epoch_*.pth") if _epoch(p) >= 0), key=_epoch, reverse=True)
     candidates = ([pointed] if pointed is not None else []) + [p for p in epochs if p != pointed]
     damaged = []
