@@ -215,6 +215,12 @@ def validate_values(cfg: Mapping) -> None:
     if train.get("val_split") and train.get("selection", "last") != "val" and not train.get("eval_interval"):
         raise ConfigError("train.val_split holds out identities for validation, but nothing validates: set "
                           "train.selection='val' (or train.eval_interval > 0 to log val metrics)")
+    sampler = train.get("sampler") if isinstance(train, Mapping) else None
+    if isinstance(sampler, Mapping) and sampler.get("type") == "identity":
+        k, bs = sampler.get("num_instances", 4), train.get("batch_size", 64)
+        if bs % k:
+            raise ConfigError(f"train.batch_size={bs} must be a multiple of train.sampler.num_instances={k}: the "
+                              "identity sampler fills every batch with batch_size // K identities")
     _check_optim(cfg.get("optim_wrapper", {}))
     epochs = train.get("epochs", 1) if isinstance(train, Mapping) else 1
     _check_schedulers(cfg.get("param_scheduler", []), epochs)

@@ -157,3 +157,14 @@ def test_ivt_and_lgur_crop_before_the_flip():
                 recon=dict(heads=2, dim_head=8, mlp_dim=32), proto=dict(heads=2, dim_head=8, mlp_dim=32)
                 ).image_spec.crop_then_flip
     assert not ImageSpec().crop_then_flip  # IRRA/FMFA order
+
+
+@pytest.mark.parametrize("opts,match", [
+    ({"train.batch_size": 30}, "train.batch_size=30 must be a multiple of train.sampler.num_instances=4"),
+    ({"method.caption_filter": dict(max_words=0)}, "method.caption_filter"),
+    ({"method.caption_filter": dict(max_words=90, overflow="cut")}, "method.caption_filter"),
+    ({"method.caption_filter": dict(words=90)}, "method.caption_filter"),
+])
+def test_bad_sampler_and_caption_values_are_refused_before_any_data(opts, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("ivt", "synth", options=opts)
