@@ -5,6 +5,7 @@ the released code, not read back from the implementation."""
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -118,6 +119,8 @@ def test_every_config_key_that_can_change_results_has_a_released_setting(name):
     assert not missing, f"{name}: config keys without a released setting (or an ALLOWED reason): {missing}"
     ids = [s.id for s in table]
     assert len(set(ids)) == len(ids), f"{name}: deviation ids must be unique, footnotes use them"
+    for s in table:  # every released value cites where the released code says it
+        assert re.search(r"[\w*/]+\.(py|yml|sh|json)\b", s.released), f"{name}: {s.id} cites no released file"
     # the recipe is judged for every method, not only its model switches
     for key in ("train.epochs", "train.batch_size", "train.sampler", "train.amp", "train.selection",
                 "optim_wrapper.optimizer", "param_scheduler"):

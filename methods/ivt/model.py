@@ -294,6 +294,7 @@ class IVT(RetrievalMethod):
     def describe(self):
         return dict(levels=list(self.levels), stride=self.stride, grid=list(self.grid), bmm_ratio=self.bmm_ratio,
                     cmpm_target_norm=self.cmpm_target_norm, vlp=False, word_view="comma-chunk fallback",
+                    caption_filter=self.caption_filter,
                     **{f"encoder_{k}": v for k, v in self.encoder_presets.items()})
 
     @property
