@@ -8,16 +8,18 @@ default_collate), in the same run.
 
 The images are JPEGs of CUHK-PEDES-like sizes (h 200-400, w 80-160) written in the CUHK-PEDES layout and
 read through the real loader; each method's ImageSpec comes from its cuhk config (built with tiny encoders:
-the pipeline does not depend on the encoder's size). One epoch after one warm-up batch; an IVT item
-holds ``train_views`` augmented views, counted as that many images. With ``workers=0`` the transforms run
-in the main process with ``--threads`` torch threads (default 1, as in a DataLoader worker): on a loaded
-machine the many small multi-threaded ops of the default thread count each wait at a barrier for a core
-(measured: 330 ms/item with 2 threads vs 27 ms with 1 on 2 busy cores).
+the pipeline does not depend on the encoder's size). Each figure: the median of ``--repeats`` epochs (each
+after one warm-up batch), the pipelines in turn; an IVT item holds ``train_views`` augmented views, counted
+as that many images. With ``workers=0`` the transforms run in the main process with ``--threads`` torch
+threads (default 1, as in a DataLoader worker): on a loaded machine the many small multi-threaded ops of the
+default thread count each wait at a barrier for a core (measured: 330 ms/item with 2 threads vs 27 ms with
+1 on 2 busy cores).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -107,6 +109,7 @@ def main():
     ap.add_argument("--workers", nargs="+", type=int, default=[0, 2, 4])
     ap.add_argument("--images", type=int, default=256, help="images written (2 captions each: 2x the items)")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3, help="epochs of each pipeline, in turn; medians reported")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads of the main process (workers=0 transforms there; a worker always has 1)")
     ap.add_argument("--json")
@@ -121,18 +124,23 @@ def main():
             for w in a.workers:
                 common = dict(batch_size=a.batch_size, shuffle=True, num_workers=w, drop_last=True,
                               generator=torch.Generator().manual_seed(0))
-                ours = images_per_s(DataLoader(TrainPairs(splits.train, splits.image_root, spec, seed=0),
-                                               collate_fn=collate_pairs, **common), spec.train_views)
-                bare = images_per_s(DataLoader(BareImageFolder(splits, spec), collate_fn=default_collate, **common),
-                                    spec.train_views)
+                pairs = []
+                for _ in range(a.repeats):  # in turn, so load drift on a shared machine hits both alike
+                    ours = images_per_s(DataLoader(TrainPairs(splits.train, splits.image_root, spec, seed=0),
+                                                   collate_fn=collate_pairs, **common), spec.train_views)
+                    bare = images_per_s(DataLoader(BareImageFolder(splits, spec), collate_fn=default_collate,
+                                                   **common), spec.train_views)
+                    pairs.append((ours, bare))
+                ours = statistics.median(o for o, _ in pairs)
+                bare = statistics.median(b for _, b in pairs)
                 rows.append(dict(method=m, workers=w, views=spec.train_views, harness=ours, bare=bare,
-                                 ratio=ours / bare))
+                                 ratio=statistics.median(o / b for o, b in pairs), repeats=a.repeats))
                 print(f"{m} workers={w}: harness {ours:.0f} images/s, bare torchvision {bare:.0f} images/s, "
-                      f"ratio {ours / bare:.2f}", flush=True)
+                      f"ratio {rows[-1]['ratio']:.2f} (medians of {a.repeats})", flush=True)
     print(tabulate([[r["method"], r["workers"], r["views"], f"{r['harness']:.0f}", f"{r['bare']:.0f}",
                      f"{r['ratio']:.2f}"] for r in rows],
                    ["method", "workers", "views/item", "harness images/s", "bare torchvision images/s",
-                    "harness / bare"], tablefmt="github"))
+                    "harness / bare (median of per-repeat ratios)"], tablefmt="github"))
     print(f"{a.images} images x 2 captions, batch {a.batch_size}, 384 x 128, torch threads {torch.get_num_threads()}")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
