@@ -93,6 +93,13 @@ def test_method_trains_on_each_public_format_from_upstream_files(method, dataset
         assert rec["torch_threads"] >= 1 and 0 <= rec["metrics"]["R1"] <= 100
         # one epoch is shorter than every released warm-up / milestone: the record says how the schedule was fitted
         assert rec["schedule_fit"] and all(n.startswith("param_scheduler.0") for n in rec["schedule_fit"])
+    if (method, dataset) == ("ivt", "ufine6926"):  # `harness eval` of the checkpoint names the same files
+        _, _, data = upstream
+        assert main(["eval", "--checkpoint", str(tmp_path / "wd" / "epoch_1.pth"), "--dataset", "ufine3c",
+                     "--data-root", str(data["ufine3c"]), "--results-dir", str(tmp_path / "e")]) == 0
+        (ev,) = ResultsStore(tmp_path / "e").records()
+        assert ev["kind"] == "eval" and ev["weights_ledger"] == recs[dataset]["weights_ledger"]
+        assert ev["plugin_source_sha256"] == recs[dataset]["plugin_source_sha256"]
 
 
 @pytest.mark.slow
