@@ -184,6 +184,7 @@ def _dry_build_scheduler(key: str, s: Mapping, epochs: int) -> None:
     from mmengine.registry import PARAM_SCHEDULERS
 
     s = dict(s)
+    s.pop("convert_to_iter_based", None)  # the Runner's switch, popped before it builds the scheduler
     if s.get("end", "max_epochs") == "max_epochs":  # a short run clamps the span (or drops it); its keywords
         s["end"] = max(epochs, s.get("begin", 0) + 1)  # are checked all the same
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0, momentum=0.9)

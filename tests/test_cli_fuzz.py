@@ -281,3 +281,79 @@ def test_property_mutated_annotation_files_verify_or_are_refused_in_one_line(mut
     if rc == 2:
         assert len(out.err.strip().splitlines()) == 1
     assert sorted(p.name for p in root.rglob("*")) == before
+
+
+# ------------------------------------------------------------------ images
+def _cuhk_image(root: Path, recs) -> Path:
+    return root / "imgs" / recs[-1]["file_path"]
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("directory", "is a directory, not an image file"), ("fifo", "is a FIFO (named pipe), not an image file"),
+    ("dev_zero", "is a device (through a symlink), not an image file"),
+    ("dangling", "is a symlink to a missing file, not an image file"),
+    ("truncated", "unreadable image(s)"),
+])
+def test_what_stands_where_an_image_should_be_is_named_before_training(kind, message, dataset_factory, capsys,
+                                                                      tmp_path):
+    from conftest import make_records
+
+    recs = make_records("cuhk")
+    root = dataset_factory("cuhk", recs)
+    img = _cuhk_image(root, recs)
+    data = img.read_bytes()
+    img.unlink()
+    if kind == "directory":
+        img.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(img)
+    elif kind == "dev_zero":
+        img.symlink_to("/dev/zero")
+    elif kind == "dangling":
+        img.symlink_to(tmp_path / "nowhere.png")
+    else:
+        img.write_bytes(data[: len(data) // 2])  # the header reads; only a full decode finds it
+    err = _refused(capsys, ["run", "--method", "fmfa", "--dataset", "cuhk", "--data-root", str(root), "--results-dir",
+                            str(tmp_path / "r"), "--work-dir", str(tmp_path / "w"), "--cfg-options",
+                            "method.encoder.checkpoint=random"], message, tmp_path / "r", tmp_path / "w")
+    assert "missing" not in err or kind == "dangling"
+
+
+def test_the_decode_pass_is_cached_and_redone_for_changed_files(dataset_factory, tmp_path):
+    from conftest import make_records
+
+    from harness.data.loading import _decoded_cache, require_images
+    from harness.data.records import ImageRecord
+    from harness.errors import ImageError
+
+    recs = make_records("cuhk")
+    root = dataset_factory("cuhk", recs)
+    images = [ImageRecord(pid=r["id"], path=r["file_path"], captions=r["captions"]) for r in recs]
+    require_images(images, root / "imgs", "cuhk")
+    cached = json.loads(_decoded_cache(root / "imgs").read_text())
+    assert sorted(cached) == sorted(r["file_path"] for r in recs)
+    img = _cuhk_image(root, recs)
+    img.write_bytes(img.read_bytes()[:60])  # changed size: decoded again, and refused
+    with pytest.raises(ImageError, match="unreadable"):
+        require_images(images, root / "imgs", "cuhk")
+
+
+def test_16_bit_and_float_images_convert_in_bounded_memory():
+    """A 4000 x 4000 16-bit or float image: the conversion's traced peak (the pixel array, the uint8 result, 8 MB
+    float64 chunks) stays below what one whole-image float64 copy alone would take."""
+    import tracemalloc
+
+    import numpy as np
+    from PIL import Image
+
+    from harness.data.loading import to_rgb8
+
+    a = np.random.default_rng(0).integers(0, 65535, (4000, 4000), dtype=np.uint16)
+    for im in (Image.fromarray(a), Image.fromarray((a / 65535.0).astype(np.float32))):
+        tracemalloc.start()
+        out = to_rgb8(im)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert out.mode == "RGB" and out.size == (4000, 4000)
+        assert peak < a.size * 8, peak / 2**20  # below one whole-image float64 copy (the old code made one, plus
+        # the pixel array and temporaries)

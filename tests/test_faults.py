@@ -175,8 +175,19 @@ def test_a_disk_that_fills_during_checkpoint_writes_keeps_the_last_good_one(run_
         wd = mnt / "wd"
         assert _run(wd, tmp_path / "r") == 2
         err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1 and f"{wd / 'epoch_2.pth'}: cannot write the checkpoint" in err, err
+        last = err.strip().splitlines()[-1]  # above it: the epochs' progress bars
+        assert last.startswith(f"error: {wd / 'epoch_2.pth'}: cannot write the checkpoint") and "No space" in last, err
+        assert "internal error" not in err and sum(line.startswith("error") for line in err.splitlines()) == 1
         assert not (wd / "epoch_2.pth").exists() and check_digest(wd / "epoch_1.pth") is True
         assert resume_point(wd) == wd / "epoch_1.pth" and not (tmp_path / "r").exists()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_diverging_run_ends_in_one_line_with_nothing_stored(tmp_path, capsys):
+    """lr=1e6: the loss or the similarities turn non-finite; one error line, exit 2, no record."""
+    assert _run(tmp_path / "wd", tmp_path / "r", epochs=1, extra=["optim_wrapper.optimizer.lr=1e6"]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error:") and ("NaN" in last or "non-finite" in last or "infinite" in last), err
+    assert "internal error" not in err and not (tmp_path / "r").exists()
