@@ -51,6 +51,8 @@ def test_warmup_epochs_milestones_and_late_schedulers_are_named_with_the_epochs(
     assert notes == ["param_scheduler.0.begin=10 (CosineAnnealingLR) is not before train.epochs=5: dropped"]
     _, notes = fit_schedule([dict(type="CosineAnnealingLR", begin=0, end=20)], 5)
     assert notes == ["param_scheduler.0.end=20 (CosineAnnealingLR) is beyond train.epochs=5: it ends at 5"]
+    per_iter = dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=500)  # iterations, not epochs
+    assert fit_schedule([per_iter], 1) == ([per_iter], [])
 
 
 @pytest.mark.parametrize("method, dataset", [("fmfa", "cuhk"), ("ivt", "cuhk"), ("lgur", "cuhk"), ("fmfa", "synth"),

@@ -86,6 +86,9 @@ def fit_schedule(schedulers, epochs: int) -> tuple[list[dict], list[str]]:
         s = dict(s)
         t, written_end = s.get("type"), s.get("end")
         end = epochs if written_end in ("max_epochs", None) else written_end
+        if s.get("by_epoch", True) is False:  # counted in iterations: not comparable with epochs, kept as written
+            out.append(dict(s, end=end))
+            continue
         begin = s.get("begin", 0)
         begin = moved.get(begin, begin)
         if _rises(s) and end > epochs:
