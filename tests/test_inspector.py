@@ -38,7 +38,7 @@ def write_record(tmp_path, seed=0, k=5, n_ids=(0, 0, 6), method="m", drop_images
     ev = EvalSet.from_records(splits.test, splits.image_root)
     sim = torch.as_tensor(np.random.default_rng(seed).standard_normal((len(ev.query_captions), len(ev.gallery_paths))),
                           dtype=torch.float32)
-    pq = evaluate_similarity(sim, ev.query_pids, ev.gallery_pids, chunk_size=3, topk=k)
+    pq = evaluate_similarity(sim, ev.query_pids, ev.gallery_pids, chunk_size=3, topk=k)  # k=0: none kept
     per_query = dict(pq.as_dict(), query_key=np.array(query_keys(ev), dtype="U"), query_pid=np.asarray(ev.query_pids),
                      query_image=np.asarray(ev.query_image_index), query_source=np.array([""] * len(ev.query_pids)),
                      **retrieval_arrays(ev, splits, pq))
@@ -163,3 +163,17 @@ def test_gallery_paths_leaving_the_data_root_are_never_opened(tmp_path):
     t = Thumbnails(root, r.image_dir)
     assert t.data_uri("../../secret.png") is None and t.data_uri(str(secret)) is None
     assert t.data_uri(str(r.gallery_path[2])) is not None
+
+
+def test_store_topk_is_checked_and_zero_keeps_no_retrievals(tmp_path):
+    from harness.config import load_config
+    from harness.engine.evaluate import store_topk
+    from harness.errors import ConfigError
+
+    assert store_topk(load_config("fmfa", "synth")) == 10
+    assert store_topk(load_config("fmfa", "synth", options={"eval": {"store_topk": 3}})) == 3
+    for bad in (-1, 1001, 2.5, "10"):
+        with pytest.raises(ConfigError, match="eval.store_topk"):
+            load_config("fmfa", "synth", options={"eval": {"store_topk": bad}})
+    folder, *_ = write_record(tmp_path, k=0)
+    assert not (folder / "retrievals.npz").exists()
