@@ -54,11 +54,19 @@ def cmd_run(a):
 
 def _add_eval(sub):
     p = sub.add_parser("eval", help="evaluate a trained checkpoint on a dataset (e.g. cross-domain on UFine3C)")
-    p.add_argument("--checkpoint", required=True, help="mmengine checkpoint (its folder holds harness_config.json)")
+    p.add_argument("--checkpoint", required=True, help="mmengine checkpoint (its folder holds harness_config.json), "
+                   "or with --released a file written by the method's released code (best.pth, best0.pth...)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--data-root")
     p.add_argument("--split", default="test")
     p.add_argument("--results-dir")
+    p.add_argument("--released", metavar="NAME", help="the checkpoint was written by NAME's released code "
+                   "(irra, fmfa); the model is built from --config (default: NAME's configs/default.py)")
+    p.add_argument("--config", help="with --released: the mmengine config that builds the released model")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE", help="with --released: override config keys")
+    p.add_argument("--train-dataset", help="with --released: the dataset the released model was trained on "
+                   "(default: --dataset); its train split fingerprints the record")
+    p.add_argument("--train-data-root", help="with --released and --train-dataset: that dataset's root")
 
 
 def cmd_eval(a):
@@ -67,7 +75,21 @@ def cmd_eval(a):
 
     if a.results_dir:
         check_writable_dir(a.results_dir, "--results-dir")
-    for p in evaluate_checkpoint(a.checkpoint, a.dataset, a.data_root, a.split, a.results_dir):
+    if a.released:
+        from .config import parse_options
+        from .engine.released_checkpoints import evaluate_released
+
+        paths = evaluate_released(a.released, a.checkpoint, a.dataset, a.data_root, a.config,
+                                  parse_options(a.cfg_options), a.split, a.results_dir, a.train_dataset,
+                                  a.train_data_root)
+    else:
+        given = [f for f, v in (("--config", a.config), ("--cfg-options", a.cfg_options),
+                                ("--train-dataset", a.train_dataset), ("--train-data-root", a.train_data_root)) if v]
+        if given:
+            raise HarnessError(f"{', '.join(given)}: only with --released (a run folder's checkpoint is rebuilt "
+                               "from its harness_config.json)")
+        paths = evaluate_checkpoint(a.checkpoint, a.dataset, a.data_root, a.split, a.results_dir)
+    for p in paths:
         rec = json.loads((p / "record.json").read_text())
         m = rec["metrics"]
         print(f"{rec['eval_dataset']}: R1 {m['R1']:.2f}  mAP {m['mAP']:.2f}  mINP {m['mINP']:.2f}  -> {p}")
@@ -283,15 +305,30 @@ def main(argv=None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return _dispatch(args)
+        return _handle(args)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _end_progress_bars() -> None:
+    """Close any tqdm bar an error interrupted, so the error starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
+        bar.close()
+
+
 def _dispatch(args) -> int:
     try:
         return COMMANDS[args.command][1](args)
+    except BaseException:
+        _end_progress_bars()
+        raise
+
+
+def _handle(args) -> int:
+    try:
+        return _dispatch(args)
     except Terminated:
         print("error: stopped by SIGTERM; nothing unfinished was stored (a rerun of `harness run` resumes from the "
               "last complete checkpoint)", file=sys.stderr)
@@ -304,8 +341,10 @@ def _dispatch(args) -> int:
     except OSError as exc:  # an environment fault (full disk, read-only HOME or cache): the path, not a bug
         from .outputs import ENVIRONMENT_ERRNOS, describe_os_error
 
-        if args.verbose or exc.errno not in ENVIRONMENT_ERRNOS:
+        if args.verbose:
             raise
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            return _internal(exc)
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # a sweep's interrupt says which of its jobs go on running
@@ -315,9 +354,13 @@ def _dispatch(args) -> int:
     except Exception as exc:  # a bug, not bad input: still one line, with the way to the traceback
         if args.verbose:
             raise
-        print(f"internal error: {type(exc).__name__}: {_one_line(exc)} (this is a bug in the harness or a plugin; "
-              "run with -v for the traceback)", file=sys.stderr)
-        return 1
+        return _internal(exc)
+
+
+def _internal(exc: BaseException) -> int:
+    print(f"internal error: {type(exc).__name__}: {_one_line(exc)} (this is a bug in the harness or a plugin; "
+          "run with -v for the traceback)", file=sys.stderr)
+    return 1
 
 
 def _one_line(exc: BaseException) -> str:
