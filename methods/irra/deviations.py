@@ -25,7 +25,7 @@ AMP = ReleasedSetting("amp", lambda m, c: config_value(c, "train.amp", "off"), "
 ENCODER_SETTINGS = (
     ReleasedSetting("encoder-preset", lambda m: m.encoder.preset, "ViT-B-16",
                     "CLIP ViT-B/16 (utils/options.py:17, model/clip_model.py:28)", "CLIP preset '{v}'",
-                    "method.encoder.preset"),
+                    "method.encoder.preset, method.encoder.type"),
     ReleasedSetting("random-init", lambda m: bool(m.encoder.weight_provenance()), True,
                     "starts from OpenAI's CLIP ViT-B/16 weights (model/build.py:16, model/clip_model.py:28)",
                     "randomly initialised CLIP", "method.encoder.checkpoint"),
@@ -80,20 +80,43 @@ RUN_SETTINGS = (  # run_irra.sh and utils/options.py as released
                     "{v} epochs", "train.epochs", run=True),
     ReleasedSetting("batch-size", lambda m, c: config_value(c, "train.batch_size"), 64, "batch 64 (run_irra.sh:8)",
                     "batch {v}", "train.batch_size", run=True),
+    ReleasedSetting("grad-steps", lambda m, c: (config_value(c, "optim_wrapper.clip_grad"),
+                                                config_value(c, "optim_wrapper.accumulative_counts", 1)), (None, 1),
+                    "one unclipped step per batch (processor/processor.py:65-66)",
+                    "clip_grad {v[0]}, accumulating {v[1]}",
+                    "optim_wrapper.clip_grad, optim_wrapper.accumulative_counts", run=True),
+    ReleasedSetting("sampler", lambda m, c: (config_value(c, "train.sampler", {}).get("type", "random"),
+                                             config_value(c, "train.drop_last")), ("random", False),
+                    "shuffled batches, the last partial batch kept (utils/options.py:64, datasets/build.py:116-121)",
+                    "sampler '{v[0]}', drop_last {v[1]}", "train.sampler, train.drop_last", run=True),
 )
+
+SELECTION_OURS = "the last epoch, or the best on a val split (train.selection); never the test split"
+SELECTION = ReleasedSetting("checkpoint-selection", lambda m, c: (config_value(c, "train.selection", "last"),
+                                                                  config_value(c, "train.val_split", 0.0)), None,
+                            "keeps the epoch with the best R1 on the test split (utils/options.py:12 "
+                            "val_dataset='test'; processor/processor.py:93-105)",
+                            "selection '{v[0]}' (val_split {v[1]}); never the test split",
+                            "train.selection, train.val_split, train.eval_interval", run=True)
+
+
+def _losses_ours(v, m) -> str:
+    extra = [x for x in v if x not in RELEASED_LOSSES]
+    missing = [x for x in RELEASED_LOSSES if x not in v]
+    return f"losses {list(v)}" + (f" (added {extra})" if extra else "") + (f" (without {missing})" if missing else "")
+
+
+LOSSES = ReleasedSetting("losses", lambda m: tuple(m.losses), RELEASED_LOSSES,
+                         "SDM + ID + MLM, weights 1 (run_irra.sh:11)", _losses_ours, "method.losses")
+# the one table (tests/test_deviations.py checks it covers every config key that can change results)
+RELEASED_SETTINGS = (PRECISION, AMP, SELECTION) + ENCODER_SETTINGS + (LOSSES,) + SETTINGS + RUN_SETTINGS
 
 
 def irra_deviations(m, cfg: dict | None = None) -> list[Deviation]:
     """``m`` is an ``IRRA`` instance, ``cfg`` the run config (None: the model's settings alone)."""
     out = deviations_from(m, (PRECISION, AMP), cfg)
-    out.append(Deviation("checkpoint-selection", "keeps the epoch with the best R1 on the test split "
-                         "(utils/options.py:12 val_dataset='test'; processor/processor.py:93-105)",
-                         "the last epoch, or the best on a val split (train.selection); never the test split"))
+    out += deviations_from(m, (SELECTION,), cfg) if cfg is not None else [
+        Deviation(SELECTION.id, SELECTION.released, SELECTION_OURS)]
     out += deviations_from(m, ENCODER_SETTINGS)
-    if tuple(m.losses) != RELEASED_LOSSES:
-        extra = [x for x in m.losses if x not in RELEASED_LOSSES]
-        missing = [x for x in RELEASED_LOSSES if x not in m.losses]
-        out.append(Deviation("losses", "SDM + ID + MLM, weights 1 (run_irra.sh:11)",
-                             f"losses {list(m.losses)}" + (f" (added {extra})" if extra else "")
-                             + (f" (without {missing})" if missing else ""), "method.losses"))
+    out += deviations_from(m, (LOSSES,))
     return out + deviations_from(m, SETTINGS) + deviations_from(m, RUN_SETTINGS, cfg)

@@ -18,7 +18,7 @@ from harness.registry import build_encoder
 
 from . import checks
 from . import losses as L
-from .deviations import irra_deviations
+from .deviations import RELEASED_SETTINGS, irra_deviations
 from .precision import cast_tower_inputs, convert_weights
 
 
@@ -38,6 +38,7 @@ class IRRA(CLIPDualEncoder, RetrievalMethod):
 
     LOSSES: ClassVar[tuple[str, ...]] = checks.LOSSES
     SDM_LOSSES: ClassVar[tuple[str, ...]] = ("sdm",)  # the names that switch the SDM term on
+    released_settings = RELEASED_SETTINGS  # the released-settings table deviations() is generated from
 
     def __init__(self, num_classes: int = 0, encoder: dict | None = None, losses=checks.RELEASED_LOSSES,
                  temperature: float = 0.02, cmt_depth: int = 4, mlm_contaminates_global: bool = True,
