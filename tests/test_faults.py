@@ -124,6 +124,13 @@ def test_an_empty_last_checkpoint_with_no_checkpoint_starts_afresh(tmp_path):
     assert resume_point(tmp_path) is None and not (tmp_path / "last_checkpoint").exists()
 
 
+def test_a_save_interrupted_before_its_digest_and_pointer_is_ignored(tmp_path):
+    """A kill while epoch_1.pth was written (mmengine writes last_checkpoint after it, the digest follows):
+    nothing complete was lost, so the run starts afresh rather than asking for --no-resume."""
+    (tmp_path / "epoch_1.pth").write_bytes(b"PK\x03\x04 the first kilobytes")
+    assert resume_point(tmp_path) is None
+
+
 MUTATIONS = st.one_of(
     st.tuples(st.just("config"), st.sampled_from(["", "{", "[]", "null", "{}", '{"config": []}', '{"config": {}}',
                                                    '{"config": {"method": {"type": "fmfa"}, "dataset": {}}}'])),

@@ -169,10 +169,16 @@ def resume_point(work_dir: Path) -> Path | None:
                     tmp.replace(last)
             return c
         damaged.append((c, why))
-    if damaged and any(c.exists() for c, _ in damaged):
-        shown = "; ".join(f"{c.name}: {why}" for c, why in damaged[:3])
+    # a checkpoint last_checkpoint named, or one with a digest, was complete once: losing it is not silent.
+    # One with neither is a save that was interrupted (the pointer and digest follow a complete save): ignored.
+    lost = [(c, why) for c, why in damaged if c.exists() and (c == pointed or check_digest(c) is not None)]
+    if lost:
+        shown = "; ".join(f"{c.name}: {why}" for c, why in lost[:3])
         raise CheckpointError(f"{work_dir}: no intact checkpoint to resume from ({shown}); start again with "
                               "--no-resume (or another --work-dir)")
+    for c, why in damaged:
+        if c.exists():
+            log.warning(f"{c}: {why}; an interrupted save (no digest, not in {LAST}), ignored")
     if last.is_file() and is_main_process():  # an empty or dangling pointer with no checkpoint: a fresh start
         log.warning(f"{last}: names no checkpoint ({str(pointed) if pointed else 'empty'}); training from scratch")
         last.unlink()
