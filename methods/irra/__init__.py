@@ -2,5 +2,7 @@
 from pathlib import Path
 
 from .model import IRRA  # noqa: F401
+from .released import IRRA_LAYOUT
 
 IRRA.config_dir = Path(__file__).parent / "configs"
+IRRA.released_layout = IRRA_LAYOUT  # harness eval --released irra
