@@ -234,3 +234,17 @@ def test_latex_is_booktabs_with_best_bold_second_underlined(tmp_path):
         assert r1[0].startswith("\\textbf{") and r1[1].startswith("\\underline{") and r1[2][0].isdigit()
     assert "\\textsuperscript{[1]}" in full.read_text() and "config " in full.read_text()
     assert "[1]" not in paper.read_text() and "config " not in paper.read_text()
+
+
+def test_rows_split_when_the_plugin_source_differs(tmp_path):
+    """Same method, config and weights, but the plugin's code changed between the runs: two rows, each
+    naming its code, never one row averaging both versions (issue: a changed loss moved a row silently)."""
+    rng = np.random.default_rng(5)
+    for s, code in ((0, "aa" * 32), (1, "aa" * 32), (2, "bb" * 32), (3, "bb" * 32)):
+        pq = per_query(rng)
+        write(tmp_path / "s", record(pq, method="fmfa", seed=s, plugin_source_sha256=code), pq)
+    build_leaderboards(tmp_path / "s", tmp_path / "b", resamples=99)
+    text = (tmp_path / "b" / "README.md").read_text()
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "this harness" in ln]
+    assert len(rows) == 2 and "code aaaaaaaa" in text and "code bbbbbbbb" in text
+    assert "aaaaaaaaaaaa" in text and "bbbbbbbbbbbb" in text  # the provenance table's plugin source column

@@ -24,7 +24,7 @@ from ..results.store import read_stores
 from . import DEFAULT_ALPHA, DEFAULT_RESAMPLES, latex, output, render
 from .compare import below_best, pairwise, seed_averaged_scores
 from .reported import REPORTED
-from .rows import Row, group_rows, label_rows, usable_records
+from .rows import plugin_source, Row, group_rows, label_rows, usable_records
 
 METRICS = ["R1", "R5", "R10", "mAP", "mINP"]
 CROSS_METRICS = ["mSD"]  # cross-domain tables also show the rank-ordered mSD and per-source R1
@@ -108,8 +108,9 @@ class Table:
             shas = sorted({(s.get("git_sha") or "none")[:10] + ("+dirty" if s.get("git_dirty") else "")
                            for s in states})
             sel = sorted({f"{r['selection']['rule']} (epoch {r['selection'].get('selected_epoch')})" for r in recs})
-            out.append([str(i), row.label, row.config_hash, ", ".join(map(str, row.seeds)), weights, "; ".join(sel),
-                        ", ".join(shas), ", ".join(sorted({r["kind"] for r in recs}))])
+            out.append([str(i), row.label, row.config_hash, ", ".join(map(str, row.seeds)), weights,
+                        plugin_source(row.first)[:12], "; ".join(sel), ", ".join(shas),
+                        ", ".join(sorted({r["kind"] for r in recs}))])
         return out
 
     @property
@@ -127,7 +128,8 @@ class Table:
         return f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
-PROV_HEADERS = ["#", "row", "config", "seeds", "encoder weights", "checkpoint selection", "git", "records"]
+PROV_HEADERS = ["#", "row", "config", "seeds", "encoder weights", "plugin source", "checkpoint selection", "git",
+                "records"]
 COMP_HEADERS = ["A", "B", "metric", "Δ (A − B)", "p (method)", "p Holm", "95% CI (identity bootstrap)",
                 "p (identity)", "p (query)", "p seeds (Welch)"]
 

@@ -51,15 +51,17 @@ def table(t, annotated: bool) -> str:
             shown += ["-"] * (len(cols) - len(shown))
             lines.append(" & ".join([f"{escape(m)} ({escape(src)})"] + shown) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
-    dagger = ("\\dag: significantly below the best row (identity-clustered paired randomization test, Holm over "
-              "the table). Mean over seeds, $\\pm$ sample std.")
+    dagger = ("\\dag: significantly below the best row: two-level method test (seeds and test identities both "
+              "random), Holm over every pairwise comparison of the table; rows with one seed get none. "
+              "Mean over seeds, $\\pm$ sample std.")
     if not annotated:
         return "\n".join(lines + [f"% {dagger}"]) + "\n"
     notes = [dagger] + [f"[{n}] {escape(d)}" for n, d in enumerate(t.deviations, 1)]
     for prov in t.provenance():
-        _i, label, config, seeds, weights, sel, git, kinds = prov
+        _i, label, config, seeds, weights, code, sel, git, kinds = prov
         notes.append(f"{escape(label)}: config {escape(config)}, seeds {escape(seeds)}, weights {escape(weights)}, "
-                     f"selection {escape(sel)}, git {escape(git)}, records {escape(kinds)}.")
+                     f"plugin source {escape(code)}, selection {escape(sel)}, git {escape(git)}, "
+                     f"records {escape(kinds)}.")
     lines += ["", "\\par\\smallskip{\\footnotesize"] + [n + "\\par" for n in notes] + ["}"]
     return "\n".join(lines) + "\n"
 

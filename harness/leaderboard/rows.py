@@ -2,8 +2,8 @@
 
 A table holds the records evaluated on one evaluation set (fingerprint: annotation file, counts and
 ordered query ids) after training on one training set. A row is one method x config (hash) x encoder
-weights x kind of record: ``run`` records (scored by the job that trained them, at the checkpoint its
-selection rule picked) and ``eval`` records (a checkpoint given to ``harness eval``, per checkpoint
+weights x plugin source hash x kind of record: ``run`` records (scored by the job that trained them, at
+the checkpoint its selection rule picked) and ``eval`` records (a checkpoint given to ``harness eval``, per checkpoint
 epoch) are never averaged together. Within a row there is one record per seed, the newest: re-running a
 finished job, or re-evaluating a checkpoint, replaces the older record instead of adding a phantom seed.
 Only test-split records are ranked. Row names come from the records (``display.label``, written when
@@ -65,8 +65,15 @@ def kind_key(rec) -> tuple:
     return ("eval", -1 if epoch is None else epoch)
 
 
+def plugin_source(rec) -> str:
+    """The plugin's source hash the record was made with ("-" for records made before it was recorded):
+    a row never mixes results of two versions of a method's code."""
+    sha = rec.get("plugin_source_sha256")
+    return sha if isinstance(sha, str) and sha else "-"
+
+
 def row_key(rec) -> tuple:
-    return (rec["method"], rec["config_hash"], _weights_key(rec), kind_key(rec))
+    return (rec["method"], rec["config_hash"], _weights_key(rec), kind_key(rec), plugin_source(rec))
 
 
 def usable_records(records: list[dict]) -> tuple[list[dict], dict]:
@@ -141,8 +148,9 @@ def label_rows(rows: list[Row]) -> None:
             for row in same:
                 w = row.first.get("encoder_weights", "random-init")
                 weights = w if isinstance(w, str) else ",".join(x["sha256"][:8] for x in w)
-                row.suffix += f" [config {row.config_hash}, weights {weights}]"
-                row.label = f"{name} [config {row.config_hash}, weights {weights}]"
+                code = plugin_source(row.first)[:8]
+                row.suffix += f" [config {row.config_hash}, weights {weights}, code {code}]"
+                row.label = f"{name} [config {row.config_hash}, weights {weights}, code {code}]"
 
 
 def short_labels(rows: list[Row]) -> tuple[list[str], list[str]]:
