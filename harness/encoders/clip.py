@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from open_clip.model import CLIP, resize_text_pos_embed
 from open_clip.tokenizer import SimpleTokenizer
+from open_clip.transformer import LayerNormFp32, QuickGELU, Transformer
 from torch import nn
 
 from ..errors import ConfigError, HarnessError
@@ -232,6 +233,17 @@ class CLIPEncoder(nn.Module):
             parts.append(VisionBlockParts(blk.ln_1, blk.attn, blk.ln_2, blk.mlp))
         return parts
 
+    def cast_inputs_to_weight_dtype(self) -> None:
+        """Feed each tower's first layers inputs in their weights' dtype (the released CLIP's
+        ``image.type(self.dtype)`` and ``token_embedding(text).type(dtype)``), for methods that store the
+        towers in fp16 (IRRA's ``convert_weights``): the image before the patch embedding, the embedded text
+        before the text transformer."""
+        conv = self.clip.visual.conv1
+        conv.register_forward_pre_hook(_cast_first_input(lambda: conv.weight.dtype), with_kwargs=True)
+        text = self.clip.transformer if hasattr(self.clip, "transformer") else self.clip.text.transformer
+        proj = self.clip.text_projection
+        text.register_forward_pre_hook(_cast_first_input(lambda: proj.dtype), with_kwargs=True)
+
     def _remember_source_positions(self, sd: dict, path: Path) -> tuple[int, int] | None:
         """Keep the checkpoint's own position table and grid so that ``vision_position_table`` resizes
         it once; returns that grid (None when the file has no vision position table)."""
@@ -250,6 +262,37 @@ class CLIPEncoder(nn.Module):
         table, old = getattr(self, "_source_positions", None) or (tower.positions.detach().float(), tower.grid)
         grid = tuple(int(g) for g in grid)
         return resize_positions(table, old, grid).clone().to(tower.positions.dtype)
+
+
+def _cast_first_input(dtype_of):
+    def hook(module, args, kwargs):
+        return (args[0].to(dtype_of()), *args[1:]), kwargs
+    return hook
+
+
+def clip_transformer(width: int, layers: int, heads: int, quick_gelu: bool = True) -> nn.Module:
+    """A batch-first residual transformer of CLIP's own blocks ([B, N, width] -> [B, N, width]), e.g. IRRA's
+    cross-modal encoder; QuickGELU as in OpenAI's CLIP unless ``quick_gelu=False`` (nn.GELU)."""
+    return Transformer(width=width, layers=layers, heads=heads, act_layer=QuickGELU if quick_gelu else nn.GELU)
+
+
+def layernorms_in_fp32(model: nn.Module) -> None:
+    """Every ``nn.LayerNorm`` in ``model`` computes in fp32 and returns its input's dtype (open_clip's
+    ``LayerNormFp32``, the released CLIP's LayerNorm), for methods whose weights are stored in fp16."""
+    for m in model.modules():
+        if type(m) is not LayerNormFp32 and isinstance(m, nn.LayerNorm):
+            m.__class__ = LayerNormFp32
+
+
+def init_clip_transformer(transformer: nn.Module, attn_std: float, proj_std: float, fc_std: float) -> None:
+    """Normal initialisation of a ``clip_transformer``'s blocks as CLIP's ``initialize_parameters`` does, block
+    by block: attention in-projection (``attn_std``), attention out-projection (``proj_std``), MLP input
+    (``fc_std``), MLP output (``proj_std``); biases untouched."""
+    for blk in transformer.resblocks:
+        nn.init.normal_(blk.attn.in_proj_weight, std=attn_std)
+        nn.init.normal_(blk.attn.out_proj.weight, std=proj_std)
+        nn.init.normal_(blk.mlp.c_fc.weight, std=fc_std)
+        nn.init.normal_(blk.mlp.c_proj.weight, std=proj_std)
 
 
 def resize_positions(table: torch.Tensor, old, new) -> torch.Tensor:

@@ -13,11 +13,8 @@ import torch
 from torch import nn
 from torchvision.ops import stochastic_depth
 
-from harness.encoders.bert import tokenize_captions
-from harness.encoders.clip import VisionBlockParts
-from harness.errors import ConfigError, HarnessError
-from harness.plugin import CaptionRule, Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, config_value
-from harness.registry import build_encoder
+from harness.api import (CaptionRule, ConfigError, Deviation, HarnessError, ImageSpec, ReleasedSetting,
+                         RetrievalMethod, VisionBlockParts, build_encoder, config_value, tokenize_captions)
 
 from .losses import cmpm_loss, drop_tokens
 from .views import phrase_view, word_view
@@ -172,11 +169,10 @@ class IVT(RetrievalMethod):
 
     @classmethod
     def validate_config(cls, cfg: dict) -> None:
-        """Types and ranges of IVT's own values, before any data is read (harness.config_schema)."""
+        """Types and ranges of IVT's own values, before any data is read (the check helpers of harness.api)."""
         super().validate_config(cfg)
-        from harness.config_schema import check_choice, check_encoder, check_floats, check_int, check_rgb
-        from harness.encoders.bert import BertEncoder
-        from harness.encoders.clip import CLIPEncoder
+        from harness.api import (BertEncoder, CLIPEncoder, check_choice, check_encoder, check_floats, check_int,
+                                 check_rgb)
 
         check_encoder("method.vision", cfg.get("vision"), CLIPEncoder, "clip")
         check_encoder("method.text", cfg.get("text"), BertEncoder, "bert")

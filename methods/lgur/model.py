@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.plugin import Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, config_value
-from harness.registry import build_encoder
+from harness.api import Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, build_encoder, config_value
 
 from .modules import RANK_TEXT_ANCHORS, BiLSTMHead, CrossAttentionDecoder, semi_hard_ranking_loss
 
@@ -131,12 +130,10 @@ class LGUR(RetrievalMethod):
 
     @classmethod
     def validate_config(cls, cfg: dict) -> None:
-        """Types and ranges of LGUR's own values, before any data is read (harness.config_schema)."""
+        """Types and ranges of LGUR's own values, before any data is read (the check helpers of harness.api)."""
         super().validate_config(cfg)
-        from harness.config_schema import (check_bools, check_choice, check_encoder, check_floats, check_ints,
-                                            check_rgb)
-        from harness.encoders.bert import BertEncoder
-        from harness.encoders.clip import CLIPEncoder
+        from harness.api import (BertEncoder, CLIPEncoder, check_bools, check_choice, check_encoder, check_floats,
+                                 check_ints, check_rgb)
 
         check_encoder("method.vision", cfg.get("vision"), CLIPEncoder, "clip")
         check_encoder("method.text", cfg.get("text"), BertEncoder, "bert")
