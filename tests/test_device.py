@@ -173,6 +173,7 @@ def test_the_double_catches_a_tensor_left_on_the_cpu():
 TINY_DATA = dict(type="synth", train_ids=6, val_ids=2, test_ids=3, images_per_id=2, xdomain_ids=2, image_size=(32, 16))
 METHOD_OPTS = {
     "fmfa": dict(encoder=dict(image_size=(32, 16))),
+    "irra": dict(encoder=dict(image_size=(32, 16))),
     "ivt": dict(vision=dict(image_size=(32, 16))),
     # short captions: under the double the BiLSTM runs as one op per time step
     "lgur": dict(vision=dict(image_size=(32, 16)), text=dict(max_length=8), dim=64, dict_size=20, part_dim=32,
