@@ -126,12 +126,12 @@ def _add_list(sub):
 
 
 def cmd_list(a):
-    # names only, from package metadata and the registry's static tables: no plugin (nor torch) is imported
-    from .names import BUILTIN_DATASETS, BUILTIN_ENCODERS, plugin_entry_points
+    # names only, from package metadata and the encoders' static table: no plugin (nor torch) is imported
+    from .names import BUILTIN_ENCODERS, dataset_entry_points, plugin_entry_points
 
     eps = plugin_entry_points()
     print("methods:  " + ", ".join(f"{n} ({v})" for n, v in sorted(eps.items())))
-    print("datasets: " + ", ".join(BUILTIN_DATASETS))
+    print("datasets: " + ", ".join(sorted(dataset_entry_points())))
     print("encoders: " + ", ".join(BUILTIN_ENCODERS))
     return 0
 

@@ -1,67 +1,77 @@
 """mmengine registries for methods, datasets and encoders, plus entry-point plugin discovery.
 
-The built-in datasets and encoders register themselves with decorators in their own modules; the
-registries import those modules lazily, through mmengine's ``locations`` (as mmpretrain does), the first
-time a name is looked up. This module imports none of them, so there is no import cycle.
-Third-party method packages register under the ``tipr.methods`` entry-point group and are imported the
-first time a method is looked up, so a broken plugin only breaks runs that use it.
+Methods and datasets are plugins: the built-in ones and any installed package register under the
+``tipr.methods`` / ``tipr.datasets`` entry-point groups (pyproject.toml) and are imported the first time a
+name of that kind is looked up, so a broken plugin only breaks runs that use it. The built-in encoders
+register themselves with decorators in their own modules, imported lazily through mmengine's ``locations``
+(as mmpretrain does). This module imports none of them, so there is no import cycle.
 Lookups accept only registered names: mmengine's ``Registry.get`` falls back to importing any dotted
 or module name it is given (``os``, ``this``), so names from a config, a CLI flag or a results record
-never reach it. ``harness list`` names everything without importing a plugin or torch: methods from
-the entry points' package metadata, datasets and encoders from the static tables in ``harness.names``
-(a test checks them against the real registrations).
+never reach it. ``harness list`` names everything without importing a plugin or torch: methods and datasets
+from the entry points' package metadata, encoders from the static table in ``harness.names``
+(a test checks it against the real registrations).
 """
 from __future__ import annotations
 
-import importlib.metadata as md
 import warnings
 
 from mmengine.registry import Registry
 
 from .errors import ConfigError, UnknownNameError
-from .names import BUILTIN_DATASETS, BUILTIN_ENCODERS, ENTRY_POINT_GROUP, plugin_entry_points  # noqa: F401
+from .names import (BUILTIN_ENCODERS, DATASET_ENTRY_POINT_GROUP, ENTRY_POINT_GROUP,  # noqa: F401
+                    dataset_entry_points, entry_points_by_name, plugin_entry_points)
 
 METHODS = Registry("tipr_method", scope="tipr")
-DATASETS = Registry("tipr_dataset", scope="tipr", locations=["harness.data.formats", "harness.data.synth.build"])
+DATASETS = Registry("tipr_dataset", scope="tipr")
 ENCODERS = Registry("tipr_encoder", scope="tipr", locations=["harness.encoders.clip", "harness.encoders.bert"])
 
-_discovered = False
+_discovered: set[str] = set()  # the entry-point groups already loaded
 
 
-def discover_plugins(force: bool = False) -> dict[str, str]:
-    """Load every ``tipr.methods`` entry point and register its class in METHODS.
-
-    Returns {name: 'module:attr'} for the entry points seen. A plugin that fails to import
-    is reported as a warning and skipped.
-    """
-    global _discovered
-    eps = {ep.name: ep for ep in md.entry_points(group=ENTRY_POINT_GROUP)}
-    if not _discovered or force:
+def _discover(registry: Registry, group: str, kind: str, force: bool) -> dict[str, str]:
+    """Load every entry point of ``group`` and register its class in ``registry`` under the entry point's
+    name; a plugin that fails to import is reported as a warning and skipped."""
+    eps = entry_points_by_name(group)
+    if group not in _discovered or force:
         for name, ep in eps.items():
             try:
                 cls = ep.load()
             except Exception as exc:  # a broken plugin must not take the harness down
-                warnings.warn(f"method plugin '{name}' ({ep.value}) failed to import: {exc}", stacklevel=2)
+                warnings.warn(f"{kind} plugin '{name}' ({ep.value}) failed to import: {exc}", stacklevel=3)
                 continue
-            if name not in METHODS.module_dict:
-                METHODS.register_module(name=name, module=cls, force=True)
-        _discovered = True
+            if registry.module_dict.get(name) is not cls:
+                registry.register_module(name=name, module=cls, force=True)
+        _discovered.add(group)
     return {name: ep.value for name, ep in eps.items()}
+
+
+def discover_plugins(force: bool = False) -> dict[str, str]:
+    """Register every ``tipr.methods`` entry point in METHODS; returns {name: 'module:attr'}."""
+    return _discover(METHODS, ENTRY_POINT_GROUP, "method", force)
+
+
+def discover_datasets(force: bool = False) -> dict[str, str]:
+    """Register every ``tipr.datasets`` entry point (the built-in loaders too) in DATASETS."""
+    return _discover(DATASETS, DATASET_ENTRY_POINT_GROUP, "dataset", force)
+
+
+def _prepare(registry: Registry) -> None:
+    if registry is METHODS:
+        discover_plugins()
+    elif registry is DATASETS:
+        discover_datasets()
+    registry.import_from_location()
 
 
 def names(registry: Registry) -> list[str]:
     """Every name a registry can build (its lazy locations imported, plugins discovered)."""
-    if registry is METHODS:
-        discover_plugins()
-    registry.import_from_location()
+    _prepare(registry)
     return sorted(registry.module_dict)
 
 
 def lookup(registry: Registry, name: str):
     """The one lookup: the class or builder registered under ``name``, or an error listing the names."""
-    if registry is METHODS:
-        discover_plugins()
-    registry.import_from_location()
+    _prepare(registry)
     # the registry's own table only: never Registry.get, which imports unregistered module names
     obj = registry.module_dict.get(name) if isinstance(name, str) else None
     if obj is None:

@@ -1,5 +1,6 @@
 """Registry lookups accept only registered names (mmengine's Registry.get imports any module name it is
-given), and the static name tables `harness list` prints agree with the real registrations."""
+given), and the names `harness list` prints (entry-point metadata, the encoders' static table) agree with the
+real registrations."""
 import subprocess
 import sys
 import textwrap
@@ -8,13 +9,23 @@ import pytest
 
 from harness.cli import main
 from harness.errors import UnknownNameError
-from harness.registry import (BUILTIN_DATASETS, BUILTIN_ENCODERS, DATASETS, ENCODERS, METHODS, lookup, names,
+from harness.registry import (BUILTIN_ENCODERS, DATASETS, ENCODERS, METHODS, dataset_entry_points, lookup, names,
                               plugin_entry_points)
+
+BUILTIN_DATASETS = {"cuhk", "icfg", "rstp", "synth", "synth3c", "ufine3c", "ufine6926"}
 
 
 def test_static_tables_are_the_real_registrations():
-    assert sorted(BUILTIN_DATASETS) == names(DATASETS)
     assert sorted(BUILTIN_ENCODERS) == names(ENCODERS)
+
+
+def test_datasets_are_the_installed_entry_points_and_the_builtins_are_among_them():
+    eps = dataset_entry_points()
+    assert set(eps) >= BUILTIN_DATASETS and set(eps) <= set(names(DATASETS))
+    for n, value in eps.items():  # each name builds the class its entry point names
+        cls = lookup(DATASETS, n)
+        assert f"{cls.__module__}:{cls.__qualname__}" == value
+    assert all(value.startswith("harness.data.") for n, value in eps.items() if n in BUILTIN_DATASETS)
 
 
 def test_listed_plugins_are_the_installed_entry_points_and_all_register():
@@ -42,7 +53,7 @@ def test_unregistered_names_are_refused_and_nothing_is_imported(registry):
 
 def test_lookups_import_no_module_named_by_the_caller():
     """In a fresh interpreter: `this` and `antigravity` would print or open a browser when imported. (The
-    dataset registry: its lazy locations load no plugin, so this stays fast; methods are checked above.)"""
+    dataset registry: its entry points are the built-in loaders, so this stays fast; methods are checked above.)"""
     code = textwrap.dedent("""
         import sys
         from harness.errors import UnknownNameError
