@@ -158,3 +158,21 @@ def test_methods_without_a_released_layout_are_refused_in_one_line(tmp_path, cuh
                  "--data-root", str(cuhk)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "declares no released checkpoint layout" in err[0]
+
+
+@pytest.mark.slow
+def test_released_rows_share_a_table_with_harness_trained_rows_of_the_same_data(tmp_path, cuhk):
+    from harness.engine.run import run_job
+    from harness.leaderboard.rows import row_key, table_key
+    from harness.results import ResultsStore
+
+    cfg = load_config("irra", "cuhk", options=dict(
+        method=dict(TINY, encoder=dict(TINY["encoder"], checkpoint="random")), cross_domain=[],
+        train=dict(epochs=1, batch_size=4)))
+    run_job(cfg, data_root=str(cuhk), work_dir=str(tmp_path / "wd"), results_dir=str(tmp_path / "r"), progress=False)
+    ckpt, _ = _released_file(tmp_path / "best.pth")
+    evaluate_released("irra", str(ckpt), "cuhk", str(cuhk), options=dict(method=TINY), results_dir=str(tmp_path / "r"))
+    recs = {r["kind"]: r for r in ResultsStore(tmp_path / "r").records()}
+    assert set(recs) == {"run", "eval"}
+    assert table_key(recs["run"]) == table_key(recs["eval"])  # same table: same eval set and training data
+    assert row_key(recs["run"]) != row_key(recs["eval"])  # separate rows
