@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .released import ReleasedLayout
+
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 ERASING_FILLS = ("zero", "mean", "pixel")
@@ -235,10 +237,14 @@ class RetrievalMethod(nn.Module):
       and token dropping repeat exactly after a resume (harness/engine/model.py)
     """
 
-    #: how scores should be read by metrics that depend on the raw score scale (mSD)
-    score_type: str = "cosine"
+    # What the harness reads of a method class, declared here so that nothing in the core probes for it:
+    #: how scores should be read by metrics that depend on the raw score scale: "cosine" (the harness's
+    #: similarity of L2-normalised features; mSD is computed) or another scale (mSD is left out)
+    score_type: ClassVar[str] = "cosine"
     #: folder of the method's mmengine configs (``default.py``, optional ``<dataset>.py`` files)
     config_dir: ClassVar[Path | None] = None
+    #: how the method's released code saves its weights (``harness eval --released``); None: not readable
+    released_layout: ClassVar[ReleasedLayout | None] = None
 
     def __init__(self, num_classes: int = 0, **kwargs: Any):
         super().__init__()

@@ -28,9 +28,10 @@ ENCODERS = Registry("tipr_encoder", scope="tipr", locations=["harness.encoders.c
 _discovered: set[str] = set()  # the entry-point groups already loaded
 
 
-def _discover(registry: Registry, group: str, kind: str, force: bool) -> dict[str, str]:
+def _discover(registry: Registry, group: str, kind: str, base: type, force: bool) -> dict[str, str]:
     """Load every entry point of ``group`` and register its class in ``registry`` under the entry point's
-    name; a plugin that fails to import is reported as a warning and skipped."""
+    name; a plugin that fails to import, or whose entry point is not a subclass of ``base`` (the contract
+    the harness reads, ``harness.api``), is reported as a warning and skipped."""
     eps = entry_points_by_name(group)
     if group not in _discovered or force:
         for name, ep in eps.items():
@@ -38,6 +39,10 @@ def _discover(registry: Registry, group: str, kind: str, force: bool) -> dict[st
                 cls = ep.load()
             except Exception as exc:  # a broken plugin must not take the harness down
                 warnings.warn(f"{kind} plugin '{name}' ({ep.value}) failed to import: {exc}", stacklevel=3)
+                continue
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                warnings.warn(f"{kind} plugin '{name}' ({ep.value}) is not a harness.api.{base.__name__} "
+                              "subclass; skipped", stacklevel=3)
                 continue
             if registry.module_dict.get(name) is not cls:
                 registry.register_module(name=name, module=cls, force=True)
@@ -47,12 +52,16 @@ def _discover(registry: Registry, group: str, kind: str, force: bool) -> dict[st
 
 def discover_plugins(force: bool = False) -> dict[str, str]:
     """Register every ``tipr.methods`` entry point in METHODS; returns {name: 'module:attr'}."""
-    return _discover(METHODS, ENTRY_POINT_GROUP, "method", force)
+    from .plugin import RetrievalMethod
+
+    return _discover(METHODS, ENTRY_POINT_GROUP, "method", RetrievalMethod, force)
 
 
 def discover_datasets(force: bool = False) -> dict[str, str]:
     """Register every ``tipr.datasets`` entry point (the built-in loaders too) in DATASETS."""
-    return _discover(DATASETS, DATASET_ENTRY_POINT_GROUP, "dataset", force)
+    from .data.formats import AnnotationDataset
+
+    return _discover(DATASETS, DATASET_ENTRY_POINT_GROUP, "dataset", AnnotationDataset, force)
 
 
 def _prepare(registry: Registry) -> None:

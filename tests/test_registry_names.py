@@ -77,3 +77,31 @@ def test_cli_names_an_unknown_module_name_in_one_line(tmp_path, capsys, argv, wo
     captured = capsys.readouterr()
     assert word in captured.err and "Zen of Python" not in captured.out
     assert not (tmp_path / "r").exists()
+
+
+def test_dataset_entry_points_that_break_the_contract_are_skipped_and_builtins_are_not_replaced(tmp_path,
+                                                                                               monkeypatch):
+    """A distribution (written here as plain package metadata) registering a function, a missing module and a
+    built-in name: the first two are skipped with a warning naming them, the built-in keeps its class."""
+    import importlib
+
+    from harness.registry import discover_datasets
+
+    dist = tmp_path / "tipr_rogue-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tipr-rogue\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[tipr.datasets]\nnotaclass = os.path:join\n"
+                                           "missing = tipr_rogue_missing:Data\ncuhk = os.path:join\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    builtin = lookup(DATASETS, "cuhk")
+    assert dataset_entry_points()["cuhk"] == "harness.data.formats:CUHKPEDES"
+    with pytest.warns(UserWarning) as caught:
+        discover_datasets(force=True)
+    said = "\n".join(str(w.message) for w in caught)
+    assert "'notaclass' (os.path:join) is not a harness.api.AnnotationDataset subclass" in said
+    assert "'missing' (tipr_rogue_missing:Data) failed to import" in said
+    assert lookup(DATASETS, "cuhk") is builtin
+    for name in ("notaclass", "missing"):
+        with pytest.raises(UnknownNameError):
+            lookup(DATASETS, name)

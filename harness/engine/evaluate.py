@@ -71,7 +71,7 @@ def evaluate_method(method, ev: EvalSet, batch_size: int = 256, chunk_size: int 
     indices and scores too. ``harness.engine.loaders.eval_options(cfg)`` gives the other keywords from a config."""
     qf, gf = encode_eval_set(method, ev, batch_size, num_workers=num_workers, pin_memory=pin_memory, amp=amp,
                              progress=progress)
-    with_sd = getattr(method, "score_type", "cosine") == "cosine"
+    with_sd = method.score_type == "cosine"
     return evaluate_features(qf, gf, np.asarray(ev.query_pids), np.asarray(ev.gallery_pids), chunk_size=chunk_size,
                              with_sd=with_sd, progress=progress, topk=topk)
 

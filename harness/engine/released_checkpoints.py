@@ -29,7 +29,7 @@ RELEASED_CONFIG_FILES = ("configs.yaml",)  # IRRA/FMFA utils/iotools.py save_tra
 
 def released_layout(name: str):
     cls = get_method_class(name)
-    layout = getattr(cls, "released_layout", None)
+    layout = cls.released_layout
     if layout is None:
         raise ConfigError(f"--released {name}: method '{name}' declares no released checkpoint layout "
                           "(its released code saves no weights this harness can read)")
