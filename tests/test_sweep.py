@@ -160,3 +160,42 @@ def test_job_command_launches_ddp_per_node_from_the_slurm_environment(monkeypatc
     single = SweepJob("k", ["--seed", "0"], "/tmp")
     monkeypatch.setenv("SLURM_JOB_NUM_NODES", "1")
     assert single.command(submitit.JobEnvironment())[1:] == ["-m", "harness", "run", "--seed", "0"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_local_sweep_names_the_jobs_that_go_on_running(tmp_path):
+    """SIGINT to `harness sweep` once its job has started: one line naming the job and its pid, which goes on
+    (the test then stops it), and the jobs never started; exit 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = _sweep_args(tmp_path, seeds="0,1").copy()
+    argv[argv.index("--jobs") + 1] = "1"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *argv], cwd=tmp_path, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even under `&`
+    pid = None
+    try:
+        deadline = time.time() + 120
+        for line in proc.stderr:
+            m = re.search(r"started (\S+) \(job (\d+)", line)
+            if m:
+                key, pid = m.group(1), int(m.group(2))
+                break
+            assert time.time() < deadline, "the sweep did not start its job"
+        assert pid is not None
+        time.sleep(3)  # the job's controller has exec'd (its command line names submitit)
+        proc.send_signal(signal.SIGINT)  # to the sweep process alone, as a terminal would not do for a detached job
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130
+        (last,) = [ln for ln in err.splitlines() if ln.startswith("interrupted")]
+        assert "1 job(s) go on running" in last and f"{key} (pid {pid})" in last and "1 job(s) not started" in last
+        os.kill(pid, 0)  # still running
+    finally:
+        if pid is not None:  # the job's `harness run` child dies with it (PR_SET_PDEATHSIG)
+            with __import__("contextlib").suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()

@@ -81,7 +81,7 @@ def run_local(folder: SweepFolder, data: dict, todo: list[JobSpec], jobs: int, r
     try:
         _local_loop(ex, folder, data, pending, running, free_slots, threads, n_gpus, cuda, res)
     except KeyboardInterrupt:
-        alive = [f"{spec.key} (pid {job.job_id})" for spec, job, _ in running.values() if not job.done()]
+        alive = [f"{spec.key} (pid {job.job_id})" for spec, job, _ in running.values() if local_alive(job.job_id)]
         raise SweepInterrupted(
             (f"{len(alive)} job(s) go on running and will store their results when they finish: {', '.join(alive)} "
              "(`harness sweep status` follows them; `kill PID` stops one)" if alive else "no job was running")
