@@ -61,3 +61,29 @@ def test_concurrent_writers_lose_nothing_and_temp_folders_are_invisible(tmp_path
     for r in recs:
         assert ResultsStore.per_query(r)["first_rank"][0] == r["seed"]
         assert json.loads((tmp_path / r["record_id"] / "record.json").read_text())["schema_version"] == SCHEMA_VERSION
+
+
+def test_a_killed_writers_temporary_folder_is_listed_then_removed_by_the_next_write(tmp_path):
+    """A kill inside ResultsStore.write leaves .tmp-<host>-<pid>-...: the leaderboard's read lists it (never
+    ranks it), a live writer's folder is left alone, and the next write on this host removes the dead one."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.results.store import TMP_PREFIX, ResultsStore, _host
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    store = ResultsStore(tmp_path)
+    stale = tmp_path / f"{TMP_PREFIX}{_host()}-{dead_pid}-fmfa__synth__synth__s0__x-abcdef01"
+    live = tmp_path / f"{TMP_PREFIX}{_host()}-{os.getpid()}-fmfa__synth__synth__s1__x-abcdef02"
+    unnamed = tmp_path / f"{TMP_PREFIX}fmfa__synth__synth__s2__x-abcdef03"
+    for d in (stale, live, unnamed):
+        d.mkdir()
+        (d / "record.json").write_text("{")
+    _good, bad = store.read()
+    reasons = dict(bad)
+    assert "has ended" in reasons[str(stale)] and "unnamed writer" in reasons[str(unnamed)]
+    assert str(live) not in reasons  # a write in progress is not a problem
+    assert store.remove_dead_temporaries() == [stale]
+    assert not stale.exists() and live.exists() and unnamed.exists()

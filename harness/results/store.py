@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import uuid
 import warnings
 from datetime import datetime, timezone
@@ -32,6 +33,30 @@ def _name_part(v) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", str(v)).strip(".") or "_"
 
 
+TMP_PREFIX = ".tmp-"  # a record being written: .tmp-<host>-<pid>-<record id>-<random>
+
+
+def _host() -> str:
+    return _name_part(socket.gethostname())[:64]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def temporary_writer(d: Path) -> tuple[str, int] | None:
+    """(host, pid) of the process writing the temporary record folder ``d``, read from its name; None for
+    a name that does not say (made before the writer was named)."""
+    m = re.match(re.escape(TMP_PREFIX) + r"([A-Za-z0-9._-]+?)-(\d+)-", d.name)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
 def _fsync_file(path: Path):
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -48,7 +73,8 @@ class ResultsStore:
             f"__s{_name_part(record['seed'])}__{stamp}-{uuid.uuid4().hex[:6]}"
         record = {"schema_version": SCHEMA_VERSION, "record_id": rid,
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
-        tmp = self.root / f".tmp-{rid}-{uuid.uuid4().hex[:8]}"
+        self.remove_dead_temporaries()
+        tmp = self.root / f"{TMP_PREFIX}{_host()}-{os.getpid()}-{rid}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()  # mode 0777 & ~umask (tempfile.mkdtemp's 0700 hid records from colleagues sharing the store)
         try:
             retrievals = {k: per_query[k] for k in RETRIEVAL_KEYS if k in per_query}
@@ -65,6 +91,38 @@ class ResultsStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+    def temporaries(self) -> list[tuple[Path, str]]:
+        """Temporary record folders of unfinished writes, each with what is known of its writer."""
+        out = []
+        if not self.root.is_dir():
+            return out
+        here = _host()
+        for d in sorted(self.root.glob(TMP_PREFIX + "*")):
+            w = temporary_writer(d)
+            if w is None:
+                state = "an unfinished record write by an unnamed writer; remove it when no job writes to this store"
+            elif w[0] == here and not _pid_alive(w[1]):
+                state = (f"an unfinished record write whose writer (pid {w[1]} on {w[0]}) has ended; the next "
+                         "`harness run`/`eval` writing to this store removes it")
+            else:
+                state = f"a record being written by pid {w[1]} on {w[0]}"
+            out.append((d, state))
+        return out
+
+    def remove_dead_temporaries(self) -> list[Path]:
+        """Remove temporary folders left by writers of this host that have ended (a kill inside ``write``).
+        Folders of live writers, other hosts or unnamed writers are left alone: their writer may still run."""
+        gone = []
+        if not self.root.is_dir():
+            return gone
+        here = _host()
+        for d in self.root.glob(TMP_PREFIX + "*"):
+            w = temporary_writer(d)
+            if w is not None and w[0] == here and w[1] != os.getpid() and not _pid_alive(w[1]):
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append(d)
+        return gone
 
     def records(self) -> list[dict]:
         """Every complete record (hidden temporary folders are ignored)."""
@@ -92,9 +150,10 @@ class ResultsStore:
         good, bad = [], []
         if not self.root.is_dir():
             return good, [(str(self.root), "not a folder")]
+        bad += [(str(d), state) for d, state in self.temporaries() if "being written" not in state]
         for d in sorted(self.root.iterdir()):
             if d.name.startswith("."):
-                continue  # a writer's temporary folder, or a crashed one's
+                continue  # a writer's temporary folder (listed above when its writer has ended), or hidden
             if not d.is_symlink() and not d.is_dir():
                 continue  # a stray file is no record
             try:
