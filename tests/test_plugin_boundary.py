@@ -192,3 +192,26 @@ def test_every_name_of_the_public_api_resolves():
 
     missing = [n for n in api.__all__ if not hasattr(api, n)]
     assert not missing and len(set(api.__all__)) == len(api.__all__)
+
+
+def _imports_facade(node, package: str) -> bool:
+    if isinstance(node, ast.Import):
+        return any(a.name == PUBLIC_API for a in node.names)
+    if isinstance(node, ast.ImportFrom):
+        base = _resolve(node.module, node.level, package)
+        return base == PUBLIC_API or (base == "harness" and any(a.name == "api" for a in node.names))
+    return False
+
+
+def test_the_core_does_not_import_its_own_facade():
+    """``harness.api`` sits above the core: a core module importing it would make the facade part of the core's
+    import graph (and a cycle waiting to happen)."""
+    core = Path(importlib.import_module("harness").__file__).parent
+    found = []
+    for f in sorted(core.rglob("*.py")):
+        if f == core / "api.py":
+            continue
+        package = ".".join(["harness", *f.parent.relative_to(core).parts])
+        found += [f"{f}:{n.lineno}" for n in ast.walk(ast.parse(f.read_text(), str(f))) if _imports_facade(n, package)]
+    assert not found, found
+    assert _imports_facade(ast.parse("from .. import api").body[0], "harness.engine")

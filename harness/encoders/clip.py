@@ -241,8 +241,7 @@ class CLIPEncoder(nn.Module):
         conv = self.clip.visual.conv1
         conv.register_forward_pre_hook(_cast_first_input(lambda: conv.weight.dtype), with_kwargs=True)
         text = self.clip.transformer if hasattr(self.clip, "transformer") else self.clip.text.transformer
-        proj = self.clip.text_projection
-        text.register_forward_pre_hook(_cast_first_input(lambda: proj.dtype), with_kwargs=True)
+        text.register_forward_pre_hook(_cast_first_input(lambda: self.clip.text_projection.dtype), with_kwargs=True)
 
     def _remember_source_positions(self, sd: dict, path: Path) -> tuple[int, int] | None:
         """Keep the checkpoint's own position table and grid so that ``vision_position_table`` resizes
