@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from harness.config_schema import check_bool, check_choice, check_float
-from harness.errors import ConfigError
+from harness.api import ConfigError, check_bool, check_choice, check_float
 
 from ..irra.checks import check_common, check_losses
 

@@ -7,7 +7,7 @@ released behaviour, ``Deviation`` entries hold for every config.
 """
 from __future__ import annotations
 
-from harness.plugin import Deviation, ReleasedSetting, config_value, deviations_from
+from harness.api import Deviation, ReleasedSetting, config_value, deviations_from
 
 RELEASED_LOSSES = ("asdm", "id", "mlm", "efa")  # run.sh:10 --loss_names 'a-sdm+mlm+id+efa'
 

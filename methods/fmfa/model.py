@@ -6,7 +6,7 @@ the cross-modal encoder and EFA run in training only.
 """
 from __future__ import annotations
 
-from harness.plugin import Deviation
+from harness.api import Deviation
 
 from ..irra import IRRA
 from ..irra.deviations import PRECISION

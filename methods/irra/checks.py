@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from harness.config_schema import check_bool, check_choice, check_float, check_int
-from harness.errors import ConfigError
+from harness.api import ConfigError, check_bool, check_choice, check_float, check_int
 
 LOSSES = ("sdm", "id", "mlm", "itc")
 RELEASED_LOSSES = ("sdm", "id", "mlm")  # run_irra.sh:11 --loss_names 'sdm+mlm+id'

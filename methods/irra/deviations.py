@@ -5,7 +5,7 @@ the config does not select the released behaviour; the rest hold for every confi
 """
 from __future__ import annotations
 
-from harness.plugin import Deviation, ReleasedSetting, config_value, deviations_from
+from harness.api import Deviation, ReleasedSetting, config_value, deviations_from
 
 from .checks import RELEASED_LOSSES
 

@@ -9,17 +9,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import ClassVar
 
-from open_clip.transformer import QuickGELU, Transformer
 from torch import nn
 
-from harness.encoders.dual import CLIPDualEncoder
-from harness.plugin import Deviation, ImageSpec, RetrievalMethod
-from harness.registry import build_encoder
+from harness.api import (CLIPDualEncoder, Deviation, ImageSpec, QuickGELU, RetrievalMethod, build_encoder,
+                         clip_transformer, init_clip_transformer)
 
 from . import checks
 from . import losses as L
 from .deviations import RELEASED_SETTINGS, irra_deviations
-from .precision import cast_tower_inputs, convert_weights
+from .precision import convert_weights
 
 
 class IRRA(CLIPDualEncoder, RetrievalMethod):
@@ -68,24 +66,20 @@ class IRRA(CLIPDualEncoder, RetrievalMethod):
             heads = max(1, d // 64)
             self.cross_attn = nn.MultiheadAttention(d, heads, batch_first=True)
             # QuickGELU as in the released block (model/clip_model.py:236-240); open_clip defaults to nn.GELU
-            self.cross_modal_transformer = Transformer(width=d, layers=cmt_depth, heads=heads, act_layer=QuickGELU)
+            self.cross_modal_transformer = clip_transformer(width=d, layers=cmt_depth, heads=heads, quick_gelu=True)
             self.ln_pre_t, self.ln_pre_i, self.ln_post = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
             self.mlm_head = nn.Sequential(OrderedDict(
                 dense=nn.Linear(d, d), gelu=QuickGELU(), ln=nn.LayerNorm(d), fc=nn.Linear(d, self.encoder.vocab_size)))
             self._init_cross(d, cmt_depth)
         if self.clip_fp16:  # model/build.py:146-150: convert_weights on the whole model
             convert_weights(self)
-            cast_tower_inputs(self.encoder.clip)
+            self.encoder.cast_inputs_to_weight_dtype()
 
     def _init_cross(self, d, depth):
         """model/build.py:34-60."""
         scale = d ** -0.5
         proj_std, attn_std, fc_std = scale * (2 * depth) ** -0.5, scale, (2 * d) ** -0.5
-        for blk in self.cross_modal_transformer.resblocks:
-            nn.init.normal_(blk.attn.in_proj_weight, std=attn_std)
-            nn.init.normal_(blk.attn.out_proj.weight, std=proj_std)
-            nn.init.normal_(blk.mlp.c_fc.weight, std=fc_std)
-            nn.init.normal_(blk.mlp.c_proj.weight, std=proj_std)
+        init_clip_transformer(self.cross_modal_transformer, attn_std, proj_std, fc_std)
         nn.init.normal_(self.cross_attn.in_proj_weight, std=attn_std)
         nn.init.normal_(self.cross_attn.out_proj.weight, std=proj_std)
         nn.init.normal_(self.mlm_head.dense.weight, std=fc_std)

@@ -20,7 +20,7 @@
 """
 from __future__ import annotations
 
-from harness.released import ReleasedLayout
+from harness.api import ReleasedLayout
 
 KEY_TABLE = (("base_model.", "encoder.clip."),)
 HEADS = ("classifier", "cross_attn", "cross_modal_transformer", "ln_pre_t", "ln_pre_i", "ln_post", "mlm_head")
