@@ -115,7 +115,7 @@ def build_encoder(cfg: dict | None, kind: str):
         if cfg.get(key) == "random":
             cfg[key] = None
     encoder = builder(**cfg)
-    weights_key = getattr(encoder, "WEIGHTS_KEY", "checkpoint")  # the keyword that names its pretrained weights
+    weights_key = encoder.WEIGHTS_KEY  # the keyword that names its pretrained weights (each shared encoder declares it)
     weights_ledger.record_encoder(source, kind, encoder, weights_key, asked.get(weights_key) == "random",
-                                  f"{getattr(builder, '__module__', '?')}:{getattr(builder, '__qualname__', kind)}")
+                                  f"{builder.__module__}:{builder.__qualname__}")
     return encoder
