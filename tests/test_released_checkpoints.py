@@ -176,3 +176,25 @@ def test_released_rows_share_a_table_with_harness_trained_rows_of_the_same_data(
     assert set(recs) == {"run", "eval"}
     assert table_key(recs["run"]) == table_key(recs["eval"])  # same table: same eval set and training data
     assert row_key(recs["run"]) != row_key(recs["eval"])  # separate rows
+
+
+def test_cross_domain_eval_names_the_training_data(tmp_path, cuhk):
+    # a released CUHK-PEDES model scored on UFine3C: the train fingerprint is CUHK's, never an empty split
+    ufine = write_dataset(tmp_path / "UFine3C", "ufine3c",
+                          records=[r for r in _ufine_records() if r["split"] == "test"])
+    ckpt, _ = _released_file(tmp_path / "best.pth")
+    opts = dict(method=TINY)
+    from harness.errors import ConfigError
+    with pytest.raises(ConfigError, match="has no train split .* --train-dataset"):
+        evaluate_released("irra", str(ckpt), "ufine3c", str(ufine), options=opts, results_dir=str(tmp_path / "r"))
+    [d] = evaluate_released("irra", str(ckpt), "ufine3c", str(ufine), options=opts, results_dir=str(tmp_path / "r"),
+                            train_dataset="cuhk", train_data_root=str(cuhk))
+    rec = json.loads((d / "record.json").read_text())
+    assert (rec["train_dataset"], rec["eval_dataset"]) == ("cuhk", "ufine3c")
+    counts = rec["train_fingerprint"]["counts"]["train"]
+    assert all(v > 0 for v in counts.values()), counts
+
+
+def _ufine_records():
+    from conftest import make_records
+    return make_records("ufine3c")

@@ -83,6 +83,9 @@ def evaluate_released(name: str, checkpoint: str, dataset: str, data_root: str |
     require_images(records, splits, f"{splits.name} {split}")
     if train_dataset and train_dataset != dataset:
         train_splits = resolve_dataset(dataset_defaults(train_dataset), train_data_root)
+    elif not splits.train:
+        raise ConfigError(f"--dataset {dataset} has no train split to fingerprint the released model's training "
+                          "data: name that data with --train-dataset (e.g. cuhk) and --train-data-root")
     else:
         train_splits = splits
     # the ID head is set aside; its row count (identities, or FMFA's image-caption pairs) only sizes the model
