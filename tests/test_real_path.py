@@ -17,6 +17,8 @@ DATASETS = ("cuhk", "icfg", "rstp", "ufine6926")
 TINY = {
     "fmfa": ["method.encoder.preset=tiny", "method.encoder.image_size=(32,16)", "method.encoder.context_length=40",
              "method.cmt_depth=1"],
+    "irra": ["method.encoder.preset=tiny", "method.encoder.image_size=(32,16)", "method.encoder.context_length=40",
+             "method.cmt_depth=1"],
     "ivt": ["method.vision.preset=tiny", "method.vision.image_size=(32,16)", "method.text.preset=tiny",
             "method.stride=6", "method.drop_path=0.0", "method.levels=['sentence']"],
     "lgur": ["method.vision.preset=tiny", "method.vision.image_size=(32,16)", "method.text.preset=tiny",
@@ -25,7 +27,8 @@ TINY = {
              "method.recon.dim_head=16", "method.recon.mlp_dim=64", "method.proto.heads=2", "method.proto.dim_head=32",
              "method.proto.mlp_dim=64"],
 }
-CLIP_KEY = {"fmfa": "method.encoder.checkpoint", "ivt": "method.vision.checkpoint", "lgur": "method.vision.checkpoint"}
+CLIP_ONLY = ("fmfa", "irra")  # one CLIP encoder under method.encoder; IVT/LGUR: method.vision + method.text (BERT)
+CLIP_KEY = {m: "method.encoder.checkpoint" if m in CLIP_ONLY else "method.vision.checkpoint" for m in TINY}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def upstream(tmp_path_factory):
 
 
 # each method is also scored cross-domain (UFine3C) after one of the formats, to keep the CI time down
-CROSS = {"fmfa": "cuhk", "ivt": "icfg", "lgur": "rstp"}
+CROSS = {"fmfa": "cuhk", "irra": "ufine6926", "ivt": "icfg", "lgur": "rstp"}
 
 
 def _argv(method, dataset, upstream, tmp_path, clip="openai", text="bert", cross=True):
@@ -49,7 +52,7 @@ def _argv(method, dataset, upstream, tmp_path, clip="openai", text="bert", cross
             "train.num_workers=0"]
     if cross:
         opts.append(f"cross_domain=[dict(type='ufine3c', root='{data['ufine3c']}')]")
-    if method != "fmfa":
+    if method not in CLIP_ONLY:
         opts.append(f"method.text.path={files[text] if text == 'bert' else text}")
     return ["run", "--method", method, "--dataset", dataset, "--data-root", str(data[dataset]), "--epochs", "1",
             "--work-dir", str(tmp_path / "wd"), "--results-dir", str(tmp_path / "r"), "--cfg-options", *opts]
@@ -74,13 +77,13 @@ def test_method_trains_on_each_public_format_from_upstream_files(method, dataset
     for rec in recs.values():
         assert rec["train_dataset"] == dataset and rec["encoder_weights"] != "random-init"
         ledger = {e["key"]: e for e in rec["weights_ledger"]}
-        vision = "method.encoder" if method == "fmfa" else "method.vision"
+        vision = "method.encoder" if method in CLIP_ONLY else "method.vision"
         assert ledger[vision]["random"] is False and ledger[vision]["encoder"] == "clip"
         (clip_file,) = ledger[vision]["files"]
         assert clip_file["path"] == str(files[clip].resolve()) and clip_file["sha256"] == sha256_file(files[clip])
         assert clip_file["format"] == {"openai": "openai-torchscript", "open_clip": "open_clip-state-dict"}[clip]
         assert clip_file["position_grid"] == ([14, 14] if clip == "openai" else [8, 4])
-        if method != "fmfa":
+        if method not in CLIP_ONLY:
             bert = ledger["method.text"]
             names = {f["path"].rsplit("/", 1)[-1] for f in bert["files"]}
             assert {"config.json", "model.safetensors", "tokenizer.json"} <= names and not bert["random"]
