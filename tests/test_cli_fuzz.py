@@ -149,6 +149,25 @@ def test_enospc_while_writing_names_the_path(mount):
     assert f"--results-dir {full / 'results'}: 0 MiB free" in msg and "free some space" in msg, msg
 
 
+def test_record_write_on_a_full_disk_leaves_nothing_half_written(mount):
+    """The store's last step on a full file system: ENOSPC inside ResultsStore.write removes its temporary
+    folder, leaves no record a leaderboard could read, and the message names the store and its room."""
+    import numpy as np
+
+    from harness.outputs import check_writable_dir, describe_os_error
+    from harness.results import ResultsStore
+
+    full = mount("64k")
+    check_writable_dir(full / "results", "--results-dir")
+    rng = np.random.default_rng(0)
+    pq = dict(first_rank=rng.integers(1, 10**6, 200_000), ap=rng.random(200_000))  # ~2 MB: never fits
+    rec = dict(method="fmfa", train_dataset="synth", eval_dataset="synth", seed=0)
+    with pytest.raises(OSError) as e:
+        ResultsStore(full / "results").write(rec, pq)
+    assert list((full / "results").iterdir()) == []  # no record, no .tmp- folder
+    assert f"--results-dir {full / 'results'}" in describe_os_error(e.value)
+
+
 # ------------------------------------------------------------------ new-method names
 @pytest.mark.parametrize("name,message", [
     ("f", "would shadow 'F'"), ("path", "would shadow 'Path'"), ("image_spec", "would shadow 'ImageSpec'"),
