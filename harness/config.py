@@ -35,7 +35,7 @@ def dataset_defaults(name: str) -> dict:
 
 def method_config_dir(method: str) -> Path:
     cls = get_method_class(method)
-    d = getattr(cls, "config_dir", None)
+    d = cls.config_dir
     if d is None or not Path(d).is_dir():
         raise HarnessError(f"method '{method}' has no config_dir (set <class>.config_dir to its configs folder)")
     return Path(d)
@@ -136,7 +136,7 @@ def check_dataset_keys(key: str, ds: dict) -> None:
     from .registry import get_dataset_class
 
     cls = get_dataset_class(ds["type"])
-    params = getattr(cls, "config_keys", None) or inspect.signature(cls.__init__).parameters
+    params = cls.config_keys or inspect.signature(cls.__init__).parameters
     if any(getattr(p, "kind", None) is inspect.Parameter.VAR_KEYWORD for p in getattr(params, "values", list)()):
         return
     bad = sorted(set(ds) - set(params) - {"type"})

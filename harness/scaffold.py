@@ -51,9 +51,7 @@ features, ranks the gallery, computes the metrics and stores the results.
 import torch
 import torch.nn.functional as F
 
-from harness.encoders.dual import CLIPDualEncoder
-from harness.plugin import ImageSpec, RetrievalMethod
-from harness.registry import build_encoder
+from harness.api import CLIPDualEncoder, ImageSpec, RetrievalMethod, build_encoder
 
 
 class {cls}(CLIPDualEncoder, RetrievalMethod):

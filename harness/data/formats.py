@@ -13,11 +13,11 @@ import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 from PIL import Image
 
 from ..errors import AnnotationError, ConfigError, DataError
-from ..registry import DATASETS
 from .records import SPLITS, ImageRecord, Splits
 
 # Published split statistics (ids, images, captions), from the research notes.
@@ -233,7 +233,9 @@ class AnnotationDataset:
         max_image_pixels: images above this many pixels are refused (decompression-bomb guard).
     """
 
-    name = "base"
+    name = "base"  # the registered name (``harness list``, records, leaderboards)
+    generated: ClassVar[bool] = False  # procedurally generated (synth): random-init encoders are expected
+    config_keys: ClassVar[tuple[str, ...] | None] = None  # the dataset keys it takes (None: its __init__'s)
     annotation_names: tuple[str, ...] = ()
     path_field = "file_path"
     image_dir = "imgs"
@@ -315,7 +317,6 @@ def compare_counts(name: str, splits: Splits) -> list[str]:
     return out
 
 
-@DATASETS.register_module(name="cuhk")
 class CUHKPEDES(AnnotationDataset):
     """CUHK-PEDES ``reid_raw.json``; images under ``imgs/`` (CUHK01, CUHK03, Market, cam_a, ...)."""
 
@@ -324,7 +325,6 @@ class CUHKPEDES(AnnotationDataset):
     default_subdir = "CUHK-PEDES"
 
 
-@DATASETS.register_module(name="icfg")
 class ICFGPEDES(AnnotationDataset):
     """ICFG-PEDES; the code reads ``ICFG-PEDES.json`` while both READMEs say ``ICFG_PEDES.json``: accept both."""
 
@@ -337,7 +337,6 @@ class ICFGPEDES(AnnotationDataset):
         return ["ICFG-PEDES has no validation split: the harness reports the last epoch (no model selection on test)."]
 
 
-@DATASETS.register_module(name="rstp")
 class RSTPReid(AnnotationDataset):
     """RSTPReid ``data_captions.json`` with ``img_path`` and a flat ``imgs/`` folder."""
 
@@ -348,7 +347,6 @@ class RSTPReid(AnnotationDataset):
     default_subdir = "RSTPReid"
 
 
-@DATASETS.register_module(name="ufine6926")
 class UFine6926(AnnotationDataset):
     """UFine6926: ``file_path`` is relative to the dataset root (``images/1.jpg``)."""
 
@@ -359,7 +357,6 @@ class UFine6926(AnnotationDataset):
     default_subdir = "UFine6926"
 
 
-@DATASETS.register_module(name="ufine3c")
 class UFine3C(AnnotationDataset):
     """UFine3C: evaluation only, every record ``split == 'test'``, per-image ``source`` domain."""
 

@@ -31,4 +31,4 @@ def resolve_named(name: str, data_root: str | None = None, **overrides) -> Split
 
 def is_generated(ds_cfg: dict) -> bool:
     """Built-in procedurally generated datasets (nothing to download; random-init encoders are expected)."""
-    return bool(getattr(get_dataset_class(ds_cfg["type"]), "generated", False))
+    return get_dataset_class(ds_cfg["type"]).generated

@@ -34,7 +34,7 @@ class JobSpec:
 
 
 def _dataset_name(ds_type: str) -> str:
-    return getattr(get_dataset_class(ds_type), "name", ds_type)
+    return get_dataset_class(ds_type).name
 
 
 def parse_list(text: str | None, what: str, cast=str) -> list:

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError
-from ...registry import DATASETS
 from ..formats import CUHKPEDES, AnnotationDataset, UFine3C
 from .attributes import sample_identities
 from .captions import STYLES
@@ -129,7 +128,6 @@ def _split_params(params: dict) -> tuple[dict, dict]:
             {k: v for k, v in params.items() if k not in LOADER_KEYS})
 
 
-@DATASETS.register_module(name="synth")
 class SynthPEDES(CUHKPEDES):
     """Built-in dataset: generated on first use, then read through the CUHK-PEDES loader.
 
@@ -147,7 +145,6 @@ class SynthPEDES(CUHKPEDES):
         super().__init__(build_synth(Path(root) if root else None, **gen), **loader)
 
 
-@DATASETS.register_module(name="synth3c")
 class Synth3C(UFine3C):
     """Built-in cross-domain evaluation set, read through the UFine3C loader (its ``xdomain_ids`` identities
     are rendered in two domains). Args as ``SynthPEDES``."""
