@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mmengine.config import Config, ConfigDict
 
-from .config_schema import check_method_encoders, validate_values
+from .config_schema import check_encoder_slots, check_method_encoders, encoder_slots, validate_values
 from .errors import ConfigError, HarnessError
 from .registry import get_method_class
 
@@ -74,11 +74,16 @@ def load_config(method: str | None = None, dataset: str | None = None, config: s
     # the method chain (a method x dataset file in particular) overrides the dataset defaults
     cfg = Config(defaults)
     cfg.merge_from_dict(chain.to_dict())
+    slots = encoder_slots(cfg.to_dict().get("method", {}))
     if options:
         try:
             cfg.merge_from_dict(options)
         except Exception as exc:  # noqa: BLE001  (any failure to merge user overrides is bad input)
             raise ConfigError(f"--cfg-options cannot be merged into the config: {type(exc).__name__}: {exc}") from None
+        try:
+            check_encoder_slots(slots, cfg.to_dict().get("method", {}))
+        except ConfigError as exc:
+            raise ConfigError(f"{config or f'{method} x {dataset}'}: {exc}") from None
     validate(cfg, config or f"{method} x {dataset}")
     return cfg
 

@@ -273,6 +273,36 @@ def check_method_encoders(method: Mapping, prefix: str = "method") -> None:
                 check_method_encoders(value, key)
 
 
+def encoder_slots(method: Mapping, prefix: str = "method") -> dict[str, str]:
+    """{config key: encoder kind} of every shared-encoder dict in a method section as its config files
+    write it (before ``--cfg-options``): the places an override must keep an encoder dict of that kind."""
+    from .registry import ENCODERS, names
+
+    known, out = set(names(ENCODERS)), {}
+    for name, value in method.items():
+        key = f"{prefix}.{name}"
+        if isinstance(value, Mapping):
+            if isinstance(value.get("type"), str) and value["type"] in known:
+                out[key] = value["type"]
+            else:
+                out.update(encoder_slots(value, key))
+    return out
+
+
+def check_encoder_slots(slots: Mapping[str, str], method: Mapping) -> None:
+    """An override may change an encoder's settings, never replace its dict by something else
+    (``method.encoder=5``) or by another kind (``method.encoder=dict(type='identity')``)."""
+    for key, kind in slots.items():
+        value: object = {"method": method}
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} must be a dict of {kind} encoder settings "
+                              f"(e.g. {key}.preset=...), got {_show(value)}")
+        if value.get("type", kind) != kind:
+            raise ConfigError(f"{key}.type must be '{kind}', got {_show(value.get('type'))}")
+
+
 def check_optional_path(key: str, v):
     if v is not None and (not isinstance(v, str) or not v):
         raise ConfigError(f"{key} must be a file path, 'random' or None, got {_show(v)}")

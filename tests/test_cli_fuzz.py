@@ -273,6 +273,18 @@ def test_property_mutated_configs_are_usable_or_refused_in_one_line(items, tmp_p
     build_method(cfg.method, 4)
 
 
+@pytest.mark.parametrize("override", ["method.encoder=5", "method.encoder='x'", "method.encoder=dict(type='identity')",
+                                      "method.encoder=None"])
+def test_an_encoder_dict_replaced_by_another_value_is_refused_up_front(override):
+    """Found by the property above: an override that replaces FMFA's encoder dict passed validation and failed
+    only when the model was built (after the data was read). It is refused when the config is loaded."""
+    from harness.config import load_config, parse_options
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"method\.encoder"):
+        load_config("fmfa", "synth", options=parse_options([override]))
+
+
 ANNOTATION_MUTATIONS = st.sampled_from([
     ("split", "Test"), ("split", "VAL"), ("split", ""), ("split", None), ("id", 10 ** 30), ("id", -(10 ** 19)),
     ("id", "12345678901234567890"), ("id", 1.5), ("captions", ["\u200b"]), ("captions", []), ("captions", "\ufeff"),

@@ -24,9 +24,11 @@ def test_defaults_resolve_for_a_machine_without_cuda():
     cfg = _cfg()
     assert cfg.train.num_workers == "auto" and cfg.train.pin_memory and cfg.train.persistent_workers
     # no GPU: the cores run the model, so no worker processes; nothing to pin; nothing to persist
-    assert train_loader_options(cfg) == dict(num_workers=0, pin_memory=False, persistent_workers=False)
+    assert train_loader_options(cfg) == dict(num_workers=0, pin_memory=False, persistent_workers=False,
+                                             drop_last=False)
     assert eval_options(cfg) == dict(batch_size=256, chunk_size=512, num_workers=0, pin_memory=False, amp="off")
-    assert train_loader_options(_cfg(num_workers=2)) == dict(num_workers=2, pin_memory=False, persistent_workers=True)
+    assert train_loader_options(_cfg(num_workers=2)) == dict(num_workers=2, pin_memory=False, persistent_workers=True,
+                                                             drop_last=False)
 
 
 @pytest.mark.parametrize("train,message", [
