@@ -34,7 +34,7 @@ from torchvision import transforms as T
 from harness.config import load_config
 from harness.data.formats import CUHKPEDES
 from harness.data.loading import TrainPairs, collate_pairs
-from harness.engine.build import build_method
+from harness.registry import build_method
 
 TINY = {"fmfa": {"encoder": dict(preset="tiny")}, "irra": {"encoder": dict(preset="tiny")},
         "ivt": {"vision": dict(preset="tiny"), "text": dict(preset="tiny")},

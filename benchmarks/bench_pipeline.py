@@ -21,8 +21,8 @@ from tabulate import tabulate
 from harness.config import load_config, to_plain
 from harness.data.loading import TrainPairs, collate_pairs
 from harness.data.samplers import sampler_config
-from harness.engine.build import build_method
-from harness.engine.build import resolve_dataset as load_dataset
+from harness.registry import build_method
+from harness.data.resolve import resolve_dataset as load_dataset
 from harness.engine.run import run_job
 
 

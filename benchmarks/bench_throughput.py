@@ -26,7 +26,7 @@ from tabulate import tabulate
 from harness.config import load_config, to_plain
 from harness.engine.model import HarnessModel
 from harness.engine.precision import resolve_precision
-from harness.engine.build import build_method
+from harness.registry import build_method
 
 CUHK_TRAIN_IDS = 11003  # the ID heads are sized as for CUHK-PEDES
 CAPTIONS = [

@@ -211,6 +211,12 @@ def to_plain(cfg) -> dict:
     return json.loads(json.dumps(cfg.to_dict() if isinstance(cfg, (Config, ConfigDict)) else cfg, default=str))
 
 
+def run_name(cfg) -> str:
+    """``<method>-<dataset>-s<seed>-<config hash>``: a run's work-dir name and its sweep job key."""
+    plain = to_plain(cfg)
+    return f"{plain['method']['type']}-{plain['dataset']['type']}-s{int(plain['seed'])}-{config_hash(plain)}"
+
+
 def config_hash(cfg: dict) -> str:
     kept = {k: v for k, v in cfg.items() if k not in ("seed", "work_root", "results_dir")}
     blob = json.dumps(kept, sort_keys=True, default=str)

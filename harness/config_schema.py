@@ -155,7 +155,7 @@ def _check_schedulers(scheds, epochs: int = 1) -> None:
     import mmengine.optim  # noqa: F401
     from mmengine.registry import PARAM_SCHEDULERS
 
-    from .engine import schedulers  # noqa: F401  (the harness's own: IRRA's WarmupCosineLR)
+    from . import schedulers  # noqa: F401  (the harness's own: IRRA's WarmupCosineLR)
 
     for i, s in enumerate(scheds):
         key = f"param_scheduler[{i}]"
@@ -190,7 +190,7 @@ def _dry_build_scheduler(key: str, s: Mapping, epochs: int) -> None:
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0, momentum=0.9)
     try:
         PARAM_SCHEDULERS.build(dict(s, optimizer=opt))
-    except (TypeError, ValueError, KeyError, AssertionError) as exc:
+    except (ConfigError, TypeError, ValueError, KeyError, AssertionError) as exc:
         raise ConfigError(f"{key} ({s['type']}): {' '.join(str(exc).split())}") from None
 
 

@@ -1,4 +1,5 @@
-"""The method plugin interface: the only surface the harness core uses to talk to a method.
+"""The method contract: the base class and declarations the core reads from a method (plugins reach
+them through ``harness.api``; the core reads nothing else of a method).
 
 A method is an ``nn.Module`` that turns images and captions into embeddings and computes its
 training losses. The harness owns data loading, L2 normalisation, similarity, ranking, metrics,

@@ -96,6 +96,23 @@ def get_dataset_class(name: str):
     return lookup(DATASETS, name)
 
 
+def build_method(m_cfg: dict, num_classes: int):
+    """A method from its config section (``type`` plus the class's keywords), every encoder it builds
+    entered in its weights ledger; keywords the class does not take are one line naming the method."""
+    from . import weights_ledger
+
+    cfg = dict(m_cfg)
+    name = cfg.pop("type")
+    cls = get_method_class(name)
+    try:
+        with weights_ledger.recording(m_cfg) as ledger:  # build_encoder enters each encoder with its config key
+            method = cls(num_classes=num_classes, **cfg)
+    except TypeError as exc:
+        raise ConfigError(f"method '{name}': {exc}") from None
+    weights_ledger.attach(method, ledger)
+    return method
+
+
 def build_encoder(cfg: dict | None, kind: str):
     """A shared encoder from a method config's encoder dict (``type`` plus the encoder's keywords).
     A method is written against one encoder's API, so ``type``, when given, must be ``kind``.

@@ -91,6 +91,6 @@ def test_property_any_override_is_accepted_or_refused_in_one_line(key, value, tm
         assert not (tmp / "r").exists()
         return
     # accepted: then it must be a value the harness can build the method from (no deferred crash)
-    from harness.engine.build import build_method
+    from harness.registry import build_method
 
     build_method(cfg.method, 4)

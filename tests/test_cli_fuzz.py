@@ -268,7 +268,7 @@ def test_property_mutated_configs_are_usable_or_refused_in_one_line(items, tmp_p
         assert len(err.strip().splitlines()) == 1 and "internal error" not in err, err
         assert not (tmp / "r").exists() and not (tmp / "w").exists()
         return
-    from harness.engine.build import build_method
+    from harness.registry import build_method
 
     build_method(cfg.method, 4)
 

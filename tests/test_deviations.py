@@ -14,7 +14,7 @@ from mmengine.config import Config
 
 from harness.config import REPO_ROOT, load_config, to_plain
 from harness.config_schema import TRAIN
-from harness.engine.build import build_method
+from harness.registry import build_method
 from harness.plugin import (Deviation, ReleasedSetting, RetrievalMethod, config_value, declared_deviations,
                             deviations_from)
 from harness.registry import METHODS, get_method_class, names

@@ -27,7 +27,7 @@ from harness.data.records import EvalSet
 from harness.engine.evaluate import encode_eval_set, evaluate_method
 from harness.engine.model import HarnessModel
 from harness.data.resolve import resolve_dataset as load_dataset
-from harness.engine.build import build_method
+from harness.registry import build_method
 from harness.evaluation import summarise
 from harness.scaffold import scaffold_method
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from harness.engine.build import resolve_dataset as load_dataset
+from harness.data.resolve import resolve_dataset as load_dataset
 from harness.results import ResultsStore
 
 DATA = dict(type="synth", train_ids=12, val_ids=2, test_ids=6, images_per_id=2, xdomain_ids=4, image_size=(32, 16))

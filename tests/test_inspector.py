@@ -24,7 +24,7 @@ from harness.results import ResultsStore
 
 def write_record(tmp_path, seed=0, k=5, n_ids=(0, 0, 6), method="m", drop_images=0, root_name="data"):
     """A cuhk-layout test split on disk, scored by a random similarity, stored through ResultsStore as
-    ``evaluate_record`` builds it (same per-query and retrieval arrays)."""
+    ``records.build_record`` builds it (same per-query and retrieval arrays)."""
     root = tmp_path / root_name
     recs = [r for r in make_records("cuhk", n_ids=n_ids) if r["split"] == "test"]
     if not (root / "reid_raw.json").exists():
@@ -167,11 +167,11 @@ def test_gallery_paths_leaving_the_data_root_are_never_opened(tmp_path):
 
 def test_store_topk_is_checked_and_zero_keeps_no_retrievals(tmp_path):
     from harness.config import load_config
-    from harness.engine.evaluate import store_topk
+    from harness.engine.settings import eval_settings
     from harness.errors import ConfigError
 
-    assert store_topk(load_config("fmfa", "synth")) == 10
-    assert store_topk(load_config("fmfa", "synth", options={"eval": {"store_topk": 3}})) == 3
+    assert eval_settings(load_config("fmfa", "synth")).store_topk == 10
+    assert eval_settings(load_config("fmfa", "synth", options={"eval": {"store_topk": 3}})).store_topk == 3
     for bad in (-1, 1001, 2.5, "10"):
         with pytest.raises(ConfigError, match="eval.store_topk"):
             load_config("fmfa", "synth", options={"eval": {"store_topk": bad}})

@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from harness.config import load_config
 from harness.data.loading import TrainPairs, collate_pairs
-from harness.engine.loaders import eval_options, train_loader_options
+from harness.engine.settings import EvalSettings, LoaderSettings, train_settings
 from harness.data.resolve import resolve_dataset as load_dataset
 from harness.errors import ConfigError
 from harness.plugin import ImageSpec
@@ -24,11 +24,13 @@ def test_defaults_resolve_for_a_machine_without_cuda():
     cfg = _cfg()
     assert cfg.train.num_workers == "auto" and cfg.train.pin_memory and cfg.train.persistent_workers
     # no GPU: the cores run the model, so no worker processes; nothing to pin; nothing to persist
-    assert train_loader_options(cfg) == dict(num_workers=0, pin_memory=False, persistent_workers=False,
+    settings = train_settings(cfg)
+    assert settings.loader == LoaderSettings(num_workers=0, pin_memory=False, persistent_workers=False,
                                              drop_last=False)
-    assert eval_options(cfg) == dict(batch_size=256, chunk_size=512, num_workers=0, pin_memory=False, amp="off")
-    assert train_loader_options(_cfg(num_workers=2)) == dict(num_workers=2, pin_memory=False, persistent_workers=True,
-                                                             drop_last=False)
+    assert settings.eval == EvalSettings(batch_size=256, chunk_size=512, num_workers=0, pin_memory=False, amp="off",
+                                         store_topk=10)
+    assert train_settings(_cfg(num_workers=2)).loader == LoaderSettings(num_workers=2, pin_memory=False,
+                                                                        persistent_workers=True, drop_last=False)
 
 
 @pytest.mark.parametrize("train,message", [
@@ -38,8 +40,8 @@ def test_defaults_resolve_for_a_machine_without_cuda():
     (dict(persistent_workers=1), "train.persistent_workers=1: use True or False"),
 ])
 def test_bad_loader_settings_are_config_errors(train, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        train_loader_options(_cfg(**train))
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):  # when the config loads
+        _cfg(**train)
 
 
 def test_persistent_workers_see_every_epoch():

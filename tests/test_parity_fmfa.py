@@ -14,7 +14,7 @@ from torch import nn
 from harness.config import RUNTIME_CONFIG, load_config, to_plain
 from harness.encoders.clip import CLIPEncoder
 from harness.errors import ConfigError
-from harness.engine.train import _schedulers
+from harness.schedulers import fit_schedule
 from tipr_methods.fmfa import FMFA
 from tipr_methods.fmfa import losses as L
 
@@ -192,7 +192,7 @@ def _lr_per_epoch(cfg, epochs: int) -> list[float]:
     p = nn.Parameter(torch.zeros(1))
     opt = OptimWrapper(torch.optim.Adam([p], lr=1.0))
     scheds = [PARAM_SCHEDULERS.build(s, default_args=dict(optimizer=opt, epoch_length=1))
-              for s in _schedulers(cfg, epochs)]
+              for s in fit_schedule(cfg.param_scheduler, epochs)[0]]
     out = []
     for _ in range(epochs):
         out.append(opt.param_groups[0]["lr"])
@@ -229,7 +229,7 @@ def test_synth_configs_keep_their_own_schedule():
     ("paper_rstp", "rstp", (0.2, 0.8), 1.0, 60),
 ])
 def test_paper_configs_carry_the_papers_settings(name, dataset, margins, alpha, epochs):
-    # arXiv 2509.13754v2 §4.1 and Table 1 (see ../shared/research/irra_fmfa.md §4.1, §4.3, §4.6)
+    # arXiv 2509.13754v2 §4.1 and Table 1
     cfg = load_config(config=f"methods/fmfa/configs/{name}.py")
     assert cfg.dataset.type == dataset and cfg.dataset.root  # the dataset's defaults are merged underneath
     m = cfg.method
@@ -251,7 +251,7 @@ def test_paper_base_without_a_dataset_setting_is_refused():
 
 
 def test_deviations_follow_the_config():
-    from harness.engine.build import build_method
+    from harness.registry import build_method
 
     def ids(options=None, dataset="cuhk", config=None):
         opts = dict({"method.encoder.preset": "tiny"}, **(options or {}))

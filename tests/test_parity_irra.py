@@ -129,7 +129,7 @@ def test_schedule_is_the_released_warmup_cosine():
     cfg = load_config("irra", "cuhk")
     assert to_plain(cfg.param_scheduler) == [dict(type="WarmupCosineLR", warmup_epochs=5, warmup_factor=0.1,
                                                   eta_min=0.0, by_epoch=True, begin=0, end="max_epochs")]
-    from harness.engine.schedulers import WarmupCosineParamScheduler as S
+    from harness.schedulers import WarmupCosineParamScheduler as S
     got = [S.factor(e, 60) for e in (0, 1, 4, 5, 6, 59)]
     assert got == pytest.approx([0.1, 0.28, 0.82, 1.0, 0.999184551963068, 0.000815448036932], abs=1e-12)
     assert (cfg.train.epochs, cfg.train.batch_size) == (60, 64)  # run_irra.sh:8, 12

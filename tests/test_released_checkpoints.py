@@ -17,7 +17,7 @@ import torch
 from conftest import write_dataset
 from harness.cli import main
 from harness.config import load_config
-from harness.engine.build import build_method
+from harness.registry import build_method
 from harness.errors import CheckpointError
 from harness.engine.released_checkpoints import evaluate_released
 from tipr_methods.irra import IRRA

@@ -13,7 +13,7 @@ from torchvision import transforms as T
 from harness.config import load_config
 from harness.data.loading import ImageTransform
 from harness.data.samplers import IdentitySampler, sampler_config
-from harness.engine.loaders import train_loader_options
+from harness.engine.settings import train_settings
 from harness.errors import ConfigError
 from harness.plugin import CaptionRule, ImageSpec
 
@@ -78,16 +78,16 @@ def test_batches_are_seeded_per_epoch():
 def test_sampler_config_keeps_its_keys_and_needs_whole_identities_per_batch():
     cfg = sampler_config(dict(batch_size=28, sampler=dict(type="identity", num_instances=4)), seed=3)
     assert cfg["type"] is IdentitySampler and cfg["batch_size"] == 28 and cfg["num_instances"] == 4
-    with pytest.raises(ConfigError, match="multiple of train.sampler.num_instances"):
-        sampler_config(dict(batch_size=30, sampler=dict(type="identity", num_instances=4)), seed=0)
+    with pytest.raises(ConfigError, match="multiple of train.sampler.num_instances"):  # the schema, at load
+        load_config("ivt", "synth", options=dict(train=dict(batch_size=30)))
     assert load_config("ivt", "synth").train.sampler == dict(type="identity", num_instances=4)
 
 
 # ------------------------------------------------------------------ LGUR's last batch
 def test_lgur_drops_the_last_partial_batch_as_released():
-    assert train_loader_options(load_config("lgur", "synth"))["drop_last"] is True  # data/dataloader.py:33
-    assert train_loader_options(load_config("ivt", "synth"))["drop_last"] is False  # make_dataloader.py:179-182
-    assert train_loader_options(load_config("fmfa", "synth"))["drop_last"] is False  # FMFA datasets/build.py:127
+    assert train_settings(load_config("lgur", "synth")).loader.drop_last is True  # data/dataloader.py:33
+    assert train_settings(load_config("ivt", "synth")).loader.drop_last is False  # make_dataloader.py:179-182
+    assert train_settings(load_config("fmfa", "synth")).loader.drop_last is False  # FMFA datasets/build.py:127
 
 
 # ------------------------------------------------------------------ caption filters

@@ -7,10 +7,10 @@ import torch
 from mmengine.optim import OptimWrapper
 from mmengine.registry import PARAM_SCHEDULERS
 
-import harness.engine.schedulers  # noqa: F401  (registers WarmupCosineLR)
+import harness.schedulers  # noqa: F401  (registers WarmupCosineLR)
 from harness.config import load_config
-from harness.engine.schedulers import fit_schedule
-from harness.engine.train import _schedulers
+from harness.schedulers import fit_schedule
+from harness.engine.settings import train_settings
 
 
 def _lrs(schedulers, epochs: int, lr: float = 1.0) -> list[float]:
@@ -76,7 +76,7 @@ def test_a_one_epoch_linear_warm_up_never_rises_and_is_dropped():
 def test_the_trainer_logs_each_change_in_one_line(caplog):
     cfg = load_config("fmfa", "synth", options=dict(train=dict(epochs=1)))
     with caplog.at_level(logging.WARNING, logger="harness"):
-        fitted = _schedulers(cfg, 1)
+        fitted = train_settings(cfg).schedulers
     assert [s["type"] for s in fitted] == ["CosineAnnealingLR"]
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("schedule:")] == [
         "schedule: param_scheduler.0 (LinearLR warm-up to epoch 2) would not finish within train.epochs=1: dropped, "

@@ -18,7 +18,7 @@ train = dict(
     amp="off",  # "off" | "bf16" | "fp16" (CUDA only, dynamic loss scaling): training and evaluation encoding
     tensorboard=False,  # also write TensorBoard event files (needs `pip install tensorboard`)
     cache_images=False,  # keep decoded images in memory (small datasets only)
-    eval_interval=0,  # evaluate on the val split every N epochs (0: only at the end)
+    eval_interval=0,  # log val-split numbers every N epochs (0: none; with selection="val", every epoch)
     checkpoint_interval=1,
     max_keep_ckpts=2,
     log_interval=20,
@@ -33,7 +33,7 @@ optim_wrapper = dict(
 )
 
 # IRRA/FMFA: linear warm-up 0.1, 0.28, 0.46, 0.64, 0.82 over epoch indices 0-4, 1.0 at index 5, then cosine to 0
-# over (e - 5) / (T - 5), stepped per epoch (IRRA solver/lr_scheduler.py:50-56, 64-86; harness/engine/schedulers.py)
+# over (e - 5) / (T - 5), stepped per epoch (IRRA solver/lr_scheduler.py:50-56, 64-86; harness/schedulers.py)
 param_scheduler = [
     dict(type="WarmupCosineLR", warmup_epochs=5, warmup_factor=0.1, eta_min=0.0, by_epoch=True, begin=0,
          end="max_epochs"),

@@ -1,4 +1,4 @@
-"""Loaders for the public TIPR annotation formats (see shared research notes, irra_fmfa.md §1).
+"""Loaders for the public TIPR annotation formats (CUHK-PEDES, ICFG-PEDES, RSTPReid, UFine6926, UFine3C).
 
 All five formats are a JSON list of per-image records ``{id, split, captions[], file_path|img_path}``;
 they differ in file name, path field, image folder and split values. One validating parser

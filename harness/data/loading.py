@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .. import atomic
 from ..errors import ImageError
 from ..plugin import ImageSpec
 from .records import ImageRecord
@@ -275,11 +276,6 @@ def collate_pairs(items: list[dict]) -> dict:
     )
 
 
-def check_images_exist(records: list[ImageRecord], image_root: Path) -> list[str]:
-    """Paths (relative) that do not exist on disk; cheap (stat only), run before training starts."""
-    return check_images([r.path for r in records], image_root, decode=False, headers=False).missing
-
-
 @dataclass
 class ImageCheck:
     """Result of reading every image header once: what is missing, unreadable or over the pixel limit."""
@@ -400,14 +396,12 @@ def _decode_all(paths: list[str], image_root: Path, max_pixels: int | None) -> I
     return out
 
 
-def require_images(records: list[ImageRecord], image_root: Path, what: str, max_pixels: int | None = None,
-                   verify_hint: str = "harness data verify") -> None:
+def require_images(records: list[ImageRecord], image_root: Path, what: str, max_pixels: int | None = None) -> None:
     """Refuse to start when an image is missing, not fully decodable or over ``dataset.max_image_pixels``:
     one line naming the first such file and the count, and the command that lists them all. Every image is
     decoded once (a truncated file is found now, not after training); the ones that decoded are listed with
     their size and mtime under ``$TIPR_CACHE/decoded/``, so a rerun only decodes new or changed files."""
     import json
-    import os
 
     paths = sorted({r.path for r in records})
     cache_file = _decoded_cache(image_root)
@@ -423,9 +417,7 @@ def require_images(records: list[ImageRecord], image_root: Path, what: str, max_
         known.update({rel: stamps[rel] for rel in fresh})
         try:  # a read-only cache only costs the next run another decode pass
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(known))
-            tmp.replace(cache_file)
+            atomic.write_json(cache_file, known, indent=None)
         except OSError:
             pass
     if max_pixels is not None:  # a cached image may be over a limit set since: headers are cheap
@@ -434,9 +426,9 @@ def require_images(records: list[ImageRecord], image_root: Path, what: str, max_
         chk.first_error.update({k: v for k, v in over.first_error.items() if k not in chk.first_error})
     if chk.missing:
         raise ImageError(f"{what}: {len(chk.missing)} image(s) missing under {image_root} (first: "
-                         f"{', '.join(chk.missing[:3])}); run `{verify_hint}` for the full list")
+                         f"{', '.join(chk.missing[:3])}); run `harness data verify` for the full list")
     for kind in ("oversized", "unreadable"):
         bad = getattr(chk, kind)
         if bad:
             raise ImageError(f"{what}: {len(bad)} {kind} image(s); first: {chk.first_error[kind]} "
-                             f"(run `{verify_hint}` for the full list)")
+                             f"(run `harness data verify` for the full list)")

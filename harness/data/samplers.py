@@ -9,6 +9,8 @@ import torch
 from mmengine.dist import get_dist_info
 from torch.utils.data import Sampler
 
+from ..errors import ConfigError
+
 
 class IdentitySampler(Sampler):
     """The released ``RandomIdentitySamplerCUHK`` (PersonRetrieval-IVT datasets/sampler.py:104-130), drawn from
@@ -22,10 +24,9 @@ class IdentitySampler(Sampler):
     """
 
     def __init__(self, dataset, num_instances: int = 4, seed: int | None = None, batch_size: int | None = None):
-        if num_instances < 1:
-            raise ValueError("num_instances must be >= 1")
-        if batch_size is not None and (batch_size < num_instances or batch_size % num_instances):
-            raise ValueError(f"batch_size {batch_size} must be a multiple of num_instances {num_instances}")
+        if num_instances < 1 or (batch_size is not None and (batch_size < num_instances or batch_size % num_instances)):
+            raise ConfigError(f"identity sampler: batch_size={batch_size} must be a multiple of num_instances="
+                              f"{num_instances} >= 1")
         self.k, self.seed, self.epoch = num_instances, int(seed or 0), 0
         self.p = (batch_size or num_instances) // num_instances
         self.rank, self.world = get_dist_info()
@@ -74,19 +75,10 @@ class IdentitySampler(Sampler):
 
 
 def sampler_config(train_cfg, seed: int) -> dict:
-    """``train.sampler``: 'random' (mmengine DefaultSampler) or dict(type='identity', num_instances=K), whose
-    batches of ``train.batch_size`` hold batch_size // K distinct identities."""
-    from ..errors import ConfigError
-
-    spec = train_cfg.get("sampler", "random")
-    spec = dict(type=spec) if isinstance(spec, str) else dict(spec)
-    kind = spec.pop("type", "random")
-    if kind == "random":
+    """``train.sampler`` (validated by the config schema): 'random' (mmengine DefaultSampler) or
+    dict(type='identity', num_instances=K), whose batches of ``train.batch_size`` hold batch_size // K
+    distinct identities."""
+    spec = dict(train_cfg.get("sampler", dict(type="random")))
+    if spec.pop("type", "random") == "random":
         return dict(type="DefaultSampler", shuffle=True, seed=seed)
-    if kind == "identity":
-        k, bs = int(spec.get("num_instances", 4)), int(train_cfg.get("batch_size", 0))
-        if bs < k or bs % k:
-            raise ConfigError(f"train.batch_size={bs} must be a multiple of train.sampler.num_instances={k}: "
-                              "the identity sampler fills every batch with batch_size // K identities")
-        return dict(type=IdentitySampler, seed=seed, batch_size=bs, **spec)
-    raise ConfigError(f"train.sampler.type must be 'random' or 'identity', got {kind!r}")
+    return dict(type=IdentitySampler, seed=seed, batch_size=int(train_cfg["batch_size"]), **spec)

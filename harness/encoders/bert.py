@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
+from .. import atomic
 from ..errors import HarnessError
 from ..hashing import sha256_file
 from ..registry import ENCODERS
@@ -35,9 +36,7 @@ def tiny_vocab_file(extra_words=()) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"bert-tiny-vocab-{len(vocab)}.txt"
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-        os.replace(tmp, path)
+        atomic.write_text(path, "\n".join(dict.fromkeys(vocab)) + "\n")
     return path
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
 import re
 import shutil
@@ -23,6 +22,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
+from .. import atomic
 from ..errors import CheckpointError, OutputError
 from ..hashing import sha256_file
 from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mmengine checkpoints)
@@ -40,10 +40,7 @@ def write_digest(path: str | Path) -> Path:
     """``<checkpoint>.sha256`` beside a complete checkpoint, written under a temporary name and renamed."""
     path = Path(path)
     out = digest_file(path)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{sha256_file(path)}  {path.name}\n")
-    tmp.replace(out)
-    return out
+    return atomic.write_text(out, f"{sha256_file(path)}  {path.name}\n")
 
 
 def check_digest(path: Path) -> bool | None:
@@ -164,9 +161,7 @@ def resume_point(work_dir: Path) -> Path | None:
                             f"{' (' + damaged[0][1] + ')' if damaged else ''}; resuming from {c.name}, the newest "
                             "intact checkpoint")
                 if is_main_process():
-                    tmp = last.with_name(f".{LAST}.{os.getpid()}.tmp")
-                    tmp.write_text(str(c))
-                    tmp.replace(last)
+                    atomic.write_text(last, str(c))
             return c
         damaged.append((c, why))
     # a checkpoint last_checkpoint named, or one with a digest, was complete once: losing it is not silent.

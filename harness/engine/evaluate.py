@@ -6,6 +6,8 @@ and the features stay there, so the ranking runs on the GPU when the method is o
 """
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from ..data.loading import GalleryImages
 from ..data.records import EvalSet, Splits
 from ..evaluation import PerQuery, evaluate_features
 from .precision import resolve_precision
+from .settings import EvalSettings
 
 
 def to_device(obj, device: torch.device, non_blocking: bool = False):
@@ -57,23 +60,35 @@ def encode_eval_set(method, ev: EvalSet, batch_size: int = 256, num_workers: int
     return torch.cat(q), torch.cat(g)
 
 
-DEFAULT_STORE_TOPK = 10
-
-
-def store_topk(cfg) -> int:
-    """``eval.store_topk``: how many retrieved gallery items per query a record keeps (0: none)."""
-    return int(cfg.get("eval", {}).get("store_topk", DEFAULT_STORE_TOPK))
-
-
 def evaluate_method(method, ev: EvalSet, batch_size: int = 256, chunk_size: int = 512, progress: bool = True, *,
                     num_workers: int = 0, pin_memory: bool = False, amp: str = "off", topk: int = 0) -> PerQuery:
     """Encode ``ev`` and rank it on the method's device; ``topk`` > 0 keeps each query's top-k gallery
-    indices and scores too. ``harness.engine.loaders.eval_options(cfg)`` gives the other keywords from a config."""
+    indices and scores too. ``EvalSettings.encode_options()`` gives the other keywords from a config."""
     qf, gf = encode_eval_set(method, ev, batch_size, num_workers=num_workers, pin_memory=pin_memory, amp=amp,
                              progress=progress)
     with_sd = method.score_type == "cosine"
     return evaluate_features(qf, gf, np.asarray(ev.query_pids), np.asarray(ev.gallery_pids), chunk_size=chunk_size,
                              with_sd=with_sd, progress=progress, topk=topk)
+
+
+@dataclass
+class Scored:
+    """One evaluation split as scored: what ``records.build_record`` writes down."""
+
+    splits: Splits
+    split: str
+    eval_set: EvalSet
+    per_query: PerQuery
+    seconds: float
+
+
+def score_split(method, splits: Splits, records: list, split: str, settings: EvalSettings,
+                progress: bool = True) -> Scored:
+    """Encode and rank one split of ``splits`` (its ``records``) as ``settings`` say."""
+    ev = EvalSet.from_records(records, splits.image_root)
+    t = time.time()
+    pq = evaluate_method(method, ev, progress=progress, topk=settings.store_topk, **settings.encode_options())
+    return Scored(splits, split, ev, pq, round(time.time() - t, 2))
 
 
 def retrieval_arrays(ev: EvalSet, splits: Splits, pq: PerQuery) -> dict[str, np.ndarray]:

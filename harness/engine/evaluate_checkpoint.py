@@ -8,14 +8,19 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 
-from ..config import dataset_defaults
+from ..config import dataset_defaults, validate
 from ..errors import HarnessError
 from ..results import ResultsStore
 from . import checkpoint_compat  # noqa: F401
 from .precision import resolve_precision
-from .build import build_method, require_eval_split, require_images, resolve_dataset
+from ..data.resolve import resolve_dataset
+from ..data.split_checks import require_eval_split, require_split_images
+from ..registry import build_method
 from ..hashing import sha256_file
-from .records import CODE_HISTORY, Provenance, evaluate_record, git_state, store_all
+from .code_state import git_state, read_code_history
+from .evaluate import score_split
+from .records import Provenance, build_record, store_all
+from .settings import eval_settings
 from .selection import BEST_META, BEST_WEIGHTS
 from .checkpoint_files import load_checkpoint, load_method_weights, read_run_meta
 
@@ -29,12 +34,6 @@ def _checkpoint_epoch(ckpt: Path, state: dict) -> int | None:
     return None
 
 
-def _code_history(run_dir: Path) -> list | None:
-    """The code that trained the checkpoint (``harness run`` keeps it in the run folder), when known."""
-    path = run_dir / CODE_HISTORY
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = None, split: str = "test",
                         results_dir: str | None = None) -> list[Path]:
     code = git_state()
@@ -45,6 +44,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     meta_file = ckpt.parent / "harness_config.json"
     state = load_checkpoint(ckpt)  # size, sha256 sidecar and torch format checked before any data is read
     cfg = Config(meta["config"])
+    validate(cfg, str(meta_file))  # the run folder may have been edited or copied from an older harness
+    settings = eval_settings(cfg)
     if "train_data" not in meta:
         raise HarnessError(f"{meta_file} predates dataset fingerprints (no 'train_data'); re-run `harness run` "
                            "to get a checkpoint whose records can say what trained it")
@@ -52,7 +53,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     ds_cfg = dict(cfg.dataset) if same else dataset_defaults(dataset)
     splits = resolve_dataset(ds_cfg, data_root or (meta.get("data_root") if same else None))
     records = require_eval_split(splits, split)
-    require_images(records, splits, f"{splits.name} {split}")
+    require_split_images(records, splits, f"{splits.name} {split}")
     method = build_method(cfg.method, meta["num_classes"])
     load_method_weights(method, state, ckpt)
     method.to("cuda" if torch.cuda.is_available() else "cpu")  # evaluate (and rank) on the GPU when there is one
@@ -60,7 +61,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     prov = Provenance("eval", cfg, int(cfg.seed), meta["train_data"],
                       checkpoint=dict(path=str(ckpt), sha256=sha256_file(ckpt), epoch=epoch),
                       selection=dict(rule="given", selected_epoch=epoch),
-                      extra=dict(precision=resolve_precision(cfg.train.get("amp", "off")).describe(),
-                                 code_history=_code_history(ckpt.parent)), code=code)
-    result = evaluate_record(method, splits, records, split, prov, cfg)
-    return store_all(ResultsStore(results_dir or cfg.results_dir), [result])
+                      extra=dict(precision=resolve_precision(settings.amp).describe(),
+                                 code_history=read_code_history(ckpt.parent)), code=code)
+    scored = score_split(method, splits, records, split, settings)
+    return store_all(ResultsStore(results_dir or cfg.results_dir), [build_record(prov, method, scored)])

@@ -1,9 +1,13 @@
-"""Hooks: tell the dataset the epoch (reproducible augmentation) and evaluate during training."""
+"""Hooks: tell the dataset the epoch (reproducible augmentation), evaluate on the val split during
+training, and show a progress bar."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from mmengine.hooks import Hook
+
+from .model import method_of
 
 
 class DatasetEpochHook(Hook):
@@ -15,26 +19,31 @@ class DatasetEpochHook(Hook):
             ds.set_epoch(runner.epoch)
 
 
-class RetrievalEvalHook(Hook):
-    """Evaluates on a held-out split every ``interval`` epochs and logs R@K/mAP (no model selection)."""
+class ValHook(Hook):
+    """Evaluate on the val split every ``interval`` epochs and at the last: R@K/mAP logged, sent to the
+    visualizer as ``val/<metric>`` and appended to ``eval_history.jsonl``. ``on_val`` is where a subclass
+    acts on the numbers (``selection.BestValHook`` keeps the best epoch's weights)."""
 
     priority = "LOW"
 
-    def __init__(self, evaluate_fn, interval: int = 1, name: str = "val"):
-        self.evaluate_fn, self.interval, self.name = evaluate_fn, interval, name
+    def __init__(self, evaluate_fn, interval: int = 1):
+        self.evaluate_fn, self.interval = evaluate_fn, max(1, int(interval))
 
     def after_train_epoch(self, runner):
-        due = self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(runner)
-        if self.interval <= 0 or not due:
+        if not (self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(runner)):
             return
-        model = runner.model.module if hasattr(runner.model, "module") else runner.model
-        metrics = self.evaluate_fn(model.method)
+        method = method_of(runner.model)
+        metrics = self.evaluate_fn(method)
+        epoch = runner.epoch + 1
         for k, v in metrics.items():
-            runner.message_hub.update_scalar(f"{self.name}/{k}", v)
-        scores = "  ".join(f"{k} {v:.2f}" for k, v in metrics.items())
-        runner.logger.info(f"epoch {runner.epoch + 1} {self.name}: {scores}")
-        with open(f"{runner.work_dir}/eval_history.jsonl", "a") as f:
-            f.write(json.dumps({"epoch": runner.epoch + 1, "split": self.name, **metrics}) + "\n")
+            runner.message_hub.update_scalar(f"val/{k}", v)
+        runner.logger.info(f"epoch {epoch} val: " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+        with open(Path(runner.work_dir) / "eval_history.jsonl", "a") as f:
+            f.write(json.dumps({"epoch": epoch, "split": "val", **metrics}) + "\n")
+        self.on_val(Path(runner.work_dir), epoch, method, metrics)
+
+    def on_val(self, work_dir: Path, epoch: int, method, metrics: dict) -> None:
+        """Nothing more: val numbers are only logged."""
 
 
 class ProgressBarHook(Hook):

@@ -10,6 +10,11 @@ from ..data.loading import sample_seed
 from ..errors import TrainingDivergedError
 
 
+def method_of(model) -> torch.nn.Module:
+    """The method inside the Runner's model, whether DDP wraps it (``.module``) or not: the one unwrap."""
+    return getattr(model, "module", model).method
+
+
 class HarnessModel(BaseModel):
     """Calls ``method.loss(batch)``; refuses NaN/Inf losses with a clear error naming the term."""
 

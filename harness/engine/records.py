@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__, weights_ledger
-from ..config import REPO_ROOT, config_hash, to_plain
+from ..config import config_hash, to_plain
 from ..data.records import EvalSet, Splits
 from ..evaluation import summarise
 from ..hashing import sha256_file
@@ -26,8 +24,7 @@ from ..provenance import environment as _environment
 from ..plugin import declared_deviations
 from ..results import ResultsStore
 from ..results.labels import record_display
-from .evaluate import evaluate_method, retrieval_arrays, store_topk
-from .loaders import eval_options
+from .evaluate import Scored, retrieval_arrays
 
 log = logging.getLogger("harness")
 
@@ -53,24 +50,6 @@ def dataset_fingerprint(splits: Splits, ev: EvalSet | None = None) -> dict:
         fp.update(num_queries=len(ev.query_captions), num_gallery=len(ev.gallery_paths),
                   query_ids_sha256=hashlib.sha256(blob.encode()).hexdigest())
     return fp
-
-
-CODE_HISTORY = "code_history.json"  # in a run folder: the code of every start that trained its checkpoints
-
-
-def git_state() -> dict:
-    """The commit of the harness source, when it runs from a git checkout (an installed wheel has none).
-    Jobs read it when they start: the code that runs is the code loaded then, whatever is committed later."""
-    if not (REPO_ROOT / ".git").exists():
-        return dict(git_sha=None, git_dirty=None)
-    try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=REPO_ROOT, capture_output=True, text=True,  # noqa: E731
-                                        timeout=5).stdout.strip()
-        sha = run("rev-parse", "HEAD") or None
-        dirty = bool(run("status", "--porcelain", "--untracked-files=no")) if sha else None
-        return dict(git_sha=sha, git_dirty=dirty)
-    except (OSError, subprocess.SubprocessError):
-        return dict(git_sha=None, git_dirty=None)
 
 
 def weight_provenance(method) -> list[dict] | str:
@@ -126,20 +105,17 @@ def train_data_facts(splits: Splits) -> dict:
                 skipped=dict(splits.skipped), stats=dict(splits.stats))
 
 
-def evaluate_record(method, splits: Splits, records: list, split: str, prov: Provenance, cfg,
-                    progress: bool = True) -> tuple[dict, dict]:
-    """Score ``method`` on one split: the record and its per-query arrays, not yet stored."""
-    ev = EvalSet.from_records(records, splits.image_root)
-    t = time.time()
-    pq = evaluate_method(method, ev, progress=progress, topk=store_topk(cfg), **eval_options(cfg))
+def build_record(prov: Provenance, method, scored: Scored) -> tuple[dict, dict]:
+    """The record of one scored split and its per-query arrays, not yet stored."""
+    splits, ev, pq = scored.splits, scored.eval_set, scored.per_query
     metrics = summarise(pq)
     sources = np.array([s or "" for s in ev.query_sources])
     per_source = {s: summarise(pq.subset(sources == s)) for s in sorted(set(sources))} if any(ev.query_sources) else {}
-    rec = dict(prov.base(method), eval_dataset=splits.name, split=split,
+    rec = dict(prov.base(method), eval_dataset=splits.name, split=scored.split,
                eval_fingerprint=dataset_fingerprint(splits, ev), metrics=metrics, per_source=per_source,
                num_queries=len(ev.query_captions), num_gallery=len(ev.gallery_paths),
                text_truncation_rate=method.truncation_rate(ev.query_captions),
-               eval_seconds=round(time.time() - t, 2), eval_skipped=splits.skipped,
+               eval_seconds=scored.seconds, eval_skipped=splits.skipped,
                eval_data_stats=splits.stats)
     rec["display"] = record_display(rec)  # the row label, fixed now: the leaderboard never loads a config
     keys = np.array(query_keys(ev), dtype="U")

@@ -12,17 +12,22 @@ from pathlib import Path
 
 import torch
 
-from ..config import dataset_defaults, load_config, to_plain
+from ..config import dataset_defaults, load_config
 from ..errors import ConfigError
 from ..hashing import sha256_file
 from ..released import check_fits, released_state_dict
 from ..registry import get_method_class
 from ..results import ResultsStore
 from .. import weights_ledger
-from .build import build_method, require_eval_split, require_images, resolve_dataset
+from ..data.resolve import resolve_dataset
+from ..data.split_checks import require_eval_split, require_split_images
+from ..registry import build_method
 from .checkpoint_files import load_checkpoint
 from .precision import resolve_precision
-from .records import Provenance, evaluate_record, git_state, store_all, train_data_facts
+from .code_state import git_state
+from .evaluate import score_split
+from .records import Provenance, build_record, store_all, train_data_facts
+from .settings import eval_settings
 
 RELEASED_CONFIG_FILES = ("configs.yaml",)  # IRRA/FMFA utils/iotools.py save_train_configs, beside best*.pth
 
@@ -74,13 +79,14 @@ def evaluate_released(name: str, checkpoint: str, dataset: str, data_root: str |
     ckpt = Path(checkpoint)
     cfg_file = config or str(Path(cls.config_dir) / layout.config)
     cfg = load_config(config=cfg_file, dataset=dataset, options=options)
+    settings = eval_settings(cfg)
     if cfg.method.type != name:
         raise ConfigError(f"{cfg_file}: builds method '{cfg.method.type}', not the released '{name}'")
     state = load_checkpoint(ckpt)  # one line for a missing, empty or unreadable file
     mapped, aside = released_state_dict(layout, state, ckpt)
     splits = resolve_dataset(cfg.dataset, data_root)
     records = require_eval_split(splits, split)
-    require_images(records, splits, f"{splits.name} {split}")
+    require_split_images(records, splits, f"{splits.name} {split}")
     if train_dataset and train_dataset != dataset:
         train_splits = resolve_dataset(dataset_defaults(train_dataset), train_data_root)
     elif not splits.train:
@@ -109,15 +115,14 @@ def evaluate_released(name: str, checkpoint: str, dataset: str, data_root: str |
                     released_config=_released_config(ckpt),
                     train_data=("named by --train-dataset" if train_dataset else
                                 f"assumed to be the train split of --dataset {dataset} (not recorded in the file)"))
-    plain = to_plain(cfg)
     prov = Provenance("eval", cfg, int(cfg.seed), train_data_facts(train_splits),
                       checkpoint=dict(path=str(ckpt), sha256=sha, epoch=epoch),
                       selection=dict(rule="released", selected_epoch=epoch,
                                      released_rule=layout.training.get("selection")),
-                      extra=dict(precision=resolve_precision(plain["train"].get("amp", "off")).describe(),
+                      extra=dict(precision=resolve_precision(settings.amp).describe(),
                                  code_history=None, released=released), code=code)
-    result = evaluate_record(method, splits, records, split, prov, cfg)
-    return store_all(ResultsStore(results_dir or cfg.results_dir), [result])
+    scored = score_split(method, splits, records, split, settings)
+    return store_all(ResultsStore(results_dir or cfg.results_dir), [build_record(prov, method, scored)])
 
 
 def _credit_released_file(method, ckpt: Path, sha: str, name: str) -> None:

@@ -9,11 +9,14 @@ from mmengine.dist import get_world_size, is_main_process
 from ..data.overlap import check_split_overlap
 from ..errors import ConfigError, HarnessError
 from ..results import ResultsStore
-from .build import is_generated, require_eval_split, require_images, resolve_dataset
+from ..data.resolve import is_generated, resolve_dataset
+from ..data.split_checks import require_eval_split, require_split_images
 from .. import weights_ledger
-from .records import Provenance, code_environment, evaluate_record, git_state, store_all
-from .schedulers import fit_notes
+from .code_state import git_state
+from .evaluate import score_split
+from .records import Provenance, build_record, code_environment, store_all, train_data_facts
 from .selection import hold_out_val
+from .settings import TrainSettings, train_settings
 from .train import seeded_method, train, work_dir_for
 
 
@@ -32,41 +35,56 @@ def require_pretrained_parts(method, cfg, dataset_name: str) -> None:
                           "from scratch on purpose")
 
 
-def prepare_splits(cfg, data_root: str | None = None):
+def prepare_splits(cfg, settings: TrainSettings, data_root: str | None = None):
     """The training splits as the run will use them: loaded, checked, val identities held out if asked."""
     splits = resolve_dataset(cfg.dataset, data_root)
     if not splits.train:
         raise HarnessError(f"{splits.annotation_file}: the train split is empty; '{splits.name}' cannot be trained on")
     require_eval_split(splits, "test")
-    if cfg.train.val_split:
+    val_split = float(cfg.train.val_split or 0)
+    if val_split:
         if splits.val:
             raise ConfigError(f"train.val_split={cfg.train.val_split}: '{splits.name}' has its own val split; "
                               "leave train.val_split at 0")
-        hold_out_val(splits, float(cfg.train.val_split), int(cfg.seed))
+        hold_out_val(splits, val_split, settings.seed)
+    if settings.selection == "val" and not splits.val:
+        raise ConfigError(f"train.selection='val' but '{splits.name}' has no val split; set train.val_split=0.1 "
+                          "(identities held out from train, chosen by the seed) or train.selection='last'")
     check_split_overlap(splits)
-    require_images(splits.train + splits.val + splits.test, splits, splits.name)
+    require_split_images(splits.train + splits.val + splits.test, splits, splits.name)
     return splits
+
+
+def cross_domain_sets(cfg) -> list:
+    """The extra evaluation sets of ``cross_domain``, loaded and checked before training starts."""
+    sets = [resolve_dataset(xd) for xd in cfg.get("cross_domain", []) or []]
+    for xs in sets:
+        require_split_images(require_eval_split(xs, "test"), xs, xs.name)
+    return sets
 
 
 def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, results_dir: str | None = None,
             resume: bool = True, launcher: str = "none", progress: bool = True,
             log_level: str = "WARNING") -> list[Path]:
+    """``cfg`` comes from ``harness.config.load_config`` (validated); each step below runs once."""
     code = git_state()  # before anything runs: a commit made during a long run must not be credited with it
-    splits = prepare_splits(cfg, data_root)
-    cross = [resolve_dataset(xd) for xd in cfg.get("cross_domain", []) or []]
-    for xs in cross:
-        require_images(require_eval_split(xs, "test"), xs, xs.name)
-    method = seeded_method(cfg, splits)
+    settings = train_settings(cfg)
+    splits = prepare_splits(cfg, settings, data_root)
+    cross = cross_domain_sets(cfg)
+    train_data = train_data_facts(splits)
+    method = seeded_method(cfg, settings, splits)
     require_pretrained_parts(method, cfg, splits.name)
     environment = code_environment(method)  # the plugin source as built, before a long training run
-    trained = train(cfg, splits, method, Path(work_dir) if work_dir else work_dir_for(cfg), resume=resume,
-                    launcher=launcher, progress=progress, log_level=log_level, data_root=data_root, code=code)
+    trained = train(cfg, settings, splits, train_data, method, Path(work_dir) if work_dir else work_dir_for(cfg),
+                    resume=resume, launcher=launcher, progress=progress, log_level=log_level, data_root=data_root,
+                    code=code)
     if not is_main_process():
         return []
-    prov = Provenance("run", cfg, int(cfg.seed), trained.train_data, trained.checkpoint, trained.selection,
+    scored = [score_split(trained.method, s, s.test, "test", settings.eval, progress) for s in [splits, *cross]]
+    prov = Provenance("run", cfg, settings.seed, train_data, trained.checkpoint, trained.selection,
                       extra=dict(work_dir=str(trained.work_dir), train_seconds=trained.train_seconds,
                                  world_size=get_world_size(), precision=trained.precision,
-                                 code_history=trained.code_history, schedule_fit=fit_notes(cfg),
+                                 code_history=trained.code_history, schedule_fit=settings.schedule_fit,
                                  **environment), code=code)
-    results = [evaluate_record(trained.method, s, s.test, "test", prov, cfg, progress) for s in [splits, *cross]]
-    return store_all(ResultsStore(results_dir or cfg.results_dir), results)
+    return store_all(ResultsStore(results_dir or cfg.results_dir), [build_record(prov, trained.method, s)
+                                                                    for s in scored])

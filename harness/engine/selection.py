@@ -7,16 +7,16 @@ epoch and metrics in ``best_val.json``; a resumed run continues from the best re
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
 import torch
-from mmengine.hooks import Hook
 
+from .. import atomic
 from ..data.records import Splits
 from ..errors import ConfigError
 from .checkpoint_files import write_digest
+from .hooks import ValHook
 
 BEST_WEIGHTS = "best_val.pth"
 BEST_META = "best_val.json"
@@ -42,36 +42,19 @@ def _better(new: dict, old: dict | None) -> bool:
     return old is None or (new["R1"], new["mAP"]) > (old["R1"], old["mAP"])
 
 
-class BestValHook(Hook):
+class BestValHook(ValHook):
     """Validate every ``interval`` epochs (and at the last) and keep the best epoch's weights."""
-
-    priority = "LOW"
-
-    def __init__(self, evaluate_fn, interval: int = 1):
-        self.evaluate_fn, self.interval = evaluate_fn, max(1, int(interval))
 
     @staticmethod
     def best(work_dir: str | Path) -> dict | None:
         f = Path(work_dir) / BEST_META
         return json.loads(f.read_text()) if f.is_file() else None
 
-    def after_train_epoch(self, runner):
-        if not (self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(runner)):
-            return
-        model = runner.model.module if hasattr(runner.model, "module") else runner.model
-        metrics = self.evaluate_fn(model.method)
-        epoch = runner.epoch + 1
-        runner.logger.info(f"epoch {epoch} val: " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
-        wd = Path(runner.work_dir)
-        with open(wd / "eval_history.jsonl", "a") as f:
-            f.write(json.dumps({"epoch": epoch, "split": "val", **metrics}) + "\n")
-        best = self.best(wd)
+    def on_val(self, work_dir: Path, epoch: int, method, metrics: dict) -> None:
+        best = self.best(work_dir)
         if not _better(metrics, best and best["metrics"]):
             return
-        tmp = wd / f".{BEST_WEIGHTS}.tmp"
-        torch.save(model.method.state_dict(), tmp)
-        os.replace(tmp, wd / BEST_WEIGHTS)
-        write_digest(wd / BEST_WEIGHTS)
-        meta_tmp = wd / f".{BEST_META}.tmp"
-        meta_tmp.write_text(json.dumps(dict(epoch=epoch, metrics=metrics)))
-        os.replace(meta_tmp, wd / BEST_META)
+        with atomic.replacing(work_dir / BEST_WEIGHTS) as tmp:
+            torch.save(method.state_dict(), tmp)
+        write_digest(work_dir / BEST_WEIGHTS)
+        atomic.write_json(work_dir / BEST_META, dict(epoch=epoch, metrics=metrics), indent=None)

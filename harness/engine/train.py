@@ -1,7 +1,6 @@
 """Training: an mmengine Runner around a method, and the checkpoint selection it carried out."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -13,25 +12,22 @@ from mmengine.dist import is_main_process
 from mmengine.config import Config
 from mmengine.runner import Runner, set_random_seed
 
-from ..config import config_hash, to_plain
+from .. import atomic
+from ..config import run_name, to_plain
 from ..data.loading import TrainPairs, collate_pairs
 from ..data.records import EvalSet, Splits
-from ..data.samplers import sampler_config
-from ..errors import ConfigError
 from ..evaluation import summarise
 from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mmengine checkpoints)
 from .checkpoint_files import resume_point
 from ..outputs import check_free_space, checkpoint_bytes
-from .build import build_method
+from ..registry import build_method
 from .evaluate import evaluate_method
-from .hooks import DatasetEpochHook, ProgressBarHook, RetrievalEvalHook
-from .loaders import eval_options, train_loader_options
-from .precision import resolve_precision
-from .model import HarnessModel
+from .hooks import DatasetEpochHook, ProgressBarHook, ValHook
+from .model import HarnessModel, method_of
 from ..hashing import sha256_file
-from .records import CODE_HISTORY, train_data_facts
+from .code_state import record_code_state
 from .selection import BEST_WEIGHTS, BestValHook
-from .viewers import visualizer_config
+from .settings import TrainSettings
 
 
 @dataclass
@@ -42,23 +38,11 @@ class Trained:
     selection: dict  # the rule that picked them, as carried out
     precision: dict  # Precision.describe(): the training precision as carried out
     train_seconds: float
-    train_data: dict  # train_data_facts() of the splits it was trained on
     code_history: list  # the code of every start that trained these weights (see record_code_state)
 
 
 def work_dir_for(cfg) -> Path:
-    plain = to_plain(cfg)
-    return Path(cfg.work_root) / f"{cfg.method.type}-{cfg.dataset.type}-s{int(cfg.seed)}-{config_hash(plain)}"
-
-
-def _schedulers(cfg, epochs: int) -> list[dict]:
-    """The schedule fitted to the run (``schedulers.fit_schedule``); each change is logged in one line."""
-    from .schedulers import fit_schedule
-
-    out, notes = fit_schedule(cfg.get("param_scheduler", []), epochs)
-    for note in notes:
-        logging.getLogger("harness").warning(f"schedule: {note}")
-    return out
+    return Path(cfg.work_root) / run_name(cfg)
 
 
 def _hide_frozen_param_notes(record: logging.LogRecord) -> bool:
@@ -82,102 +66,72 @@ def _ddp_runner_cfg(launcher: str) -> dict:
                                        find_unused_parameters=True))
 
 
-def _val_metrics(cfg, splits: Splits):
-    """R@K/mAP of a method on the val split (what selection and val logging read)."""
+def _val_hooks(settings: TrainSettings, splits: Splits) -> list:
+    """Validation during training: ``train.selection='val'`` keeps the best epoch (``BestValHook``);
+    ``train.eval_interval`` > 0 only logs val numbers. ``run.prepare_splits`` made sure a val split exists."""
+    if not splits.val or (settings.selection != "val" and not settings.eval_interval):
+        return []
     val = EvalSet.from_records(splits.val, splits.image_root)
-    return lambda m: summarise(evaluate_method(m, val, progress=False, **eval_options(cfg)))
+    score = lambda m: summarise(evaluate_method(m, val, progress=False, **settings.eval.encode_options()))  # noqa: E731
+    hook = BestValHook if settings.selection == "val" else ValHook
+    return [hook(score, interval=settings.eval_interval or 1)]
 
 
-def _selection_hooks(cfg, splits: Splits) -> list:
-    tr = cfg.train
-    if tr.selection == "val":
-        if not splits.val:
-            raise ConfigError(f"train.selection='val' but '{splits.name}' has no val split; set train.val_split=0.1 "
-                              "(identities held out from train, chosen by the seed) or train.selection='last'")
-        return [BestValHook(_val_metrics(cfg, splits), interval=tr.eval_interval or 1)]
-    if tr.eval_interval and splits.val:
-        return [RetrievalEvalHook(_val_metrics(cfg, splits), interval=tr.eval_interval, name="val")]
-    return []
-
-
-def record_code_state(work_dir: Path, code: dict, resume: bool) -> list[dict]:
-    """Append this start's code (``git_state()``) to the work dir's history and return the history.
-
-    A run resumed after a commit was trained by two versions of the code; its record names both. A start
-    that does not resume (no checkpoint, or ``resume=False``) trains from scratch and begins a new history.
-    """
-    last = work_dir / "last_checkpoint"
-    resumed_from = last.read_text().strip() if resume and last.is_file() else None
-    path = work_dir / CODE_HISTORY
-    history = json.loads(path.read_text()) if resumed_from and path.is_file() else []
-    history.append(dict(code, resumed_from=resumed_from))
-    if is_main_process():  # before the Runner sets up torchrun's group every rank counts as main: each writes
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # its own temporary file, renamed atomically
-        tmp.write_text(json.dumps(history, indent=2))
-        tmp.replace(path)
-    return history
-
-
-def seeded_method(cfg, splits: Splits):
+def seeded_method(cfg, settings: TrainSettings, splits: Splits):
     """The configured method, its weights initialised under the run's seed (before the Runner exists)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    set_random_seed(int(cfg.seed), deterministic=bool(cfg.deterministic))
+    set_random_seed(settings.seed, deterministic=settings.deterministic)
     return build_method(cfg.method, len({r.pid for r in splits.train}))
 
 
-def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, launcher: str = "none",
-          progress: bool = True, log_level: str = "WARNING", data_root: str | None = None,
+def train(cfg, settings: TrainSettings, splits: Splits, train_data: dict, method, work_dir: Path, resume: bool = True,
+          launcher: str = "none", progress: bool = True, log_level: str = "WARNING", data_root: str | None = None,
           code: dict | None = None) -> Trained:
-    """Train ``method`` on ``splits.train``; returns the weights the records should report."""
+    """Train ``method`` on ``splits.train`` as ``settings`` say; returns the weights the records should report.
+    ``cfg`` is only written down (``harness_config.json`` for ``harness eval``, mmengine's config dump)."""
     t0 = time.time()
-    seed, tr = int(cfg.seed), cfg.train
-    precision = resolve_precision(tr.get("amp", "off"))  # checked before the work dir is made
-    visualizer = visualizer_config(tr.get("tensorboard", False))
+    seed, epochs = settings.seed, settings.epochs
     num_classes = len({r.pid for r in splits.train})
-    train_set = TrainPairs(splits.train, splits.image_root, method.image_spec, seed=seed, cache_images=tr.cache_images,
-                           caption_rule=method.caption_rule)
+    train_set = TrainPairs(splits.train, splits.image_root, method.image_spec, seed=seed,
+                           cache_images=settings.cache_images, caption_rule=method.caption_rule)
     check_free_space(work_dir, checkpoint_bytes(method), "--work-dir")  # room for one more checkpoint, up front
     work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / "harness_config.json").write_text(json.dumps(dict(config=to_plain(cfg), num_classes=num_classes,
-                                                                  data_root=data_root,
-                                                                  train_data=train_data_facts(splits)), indent=2))
+    plain = to_plain(cfg)
+    atomic.write_json(work_dir / "harness_config.json", dict(config=plain, num_classes=num_classes,
+                                                             data_root=data_root, train_data=train_data))
     resume_from = resume_point(work_dir) if resume else None  # the newest intact checkpoint (digest checked)
     resume = resume_from is not None
     code_history = record_code_state(work_dir, code or dict(git_sha=None, git_dirty=None), resume)
     hooks = [DatasetEpochHook(), ProgressBarHook(enabled=progress and is_main_process())]
-    hooks += _selection_hooks(cfg, splits)
-    epochs = int(tr.epochs)
-    ddp_cfg = _ddp_runner_cfg(launcher)
+    hooks += _val_hooks(settings, splits)
     runner = Runner(
         model=HarnessModel(method, seed),
         work_dir=str(work_dir),
-        train_dataloader=dict(dataset=train_set, sampler=sampler_config(tr, seed),
-                              batch_size=tr.batch_size, collate_fn=dict(type=collate_pairs),
-                              **train_loader_options(cfg)),
-        optim_wrapper=precision.optim_wrapper(to_plain(cfg.optim_wrapper)),
-        param_scheduler=_schedulers(cfg, epochs),
+        train_dataloader=dict(dataset=train_set, sampler=settings.sampler, batch_size=settings.batch_size,
+                              collate_fn=dict(type=collate_pairs), **settings.loader.options()),
+        optim_wrapper=settings.optim_wrapper,
+        param_scheduler=settings.schedulers,
         train_cfg=dict(by_epoch=True, max_epochs=epochs),
         default_hooks=dict(
-            checkpoint=dict(type="HarnessCheckpointHook", interval=tr.checkpoint_interval,
-                            max_keep_ckpts=tr.max_keep_ckpts),
-            logger=dict(type="LoggerHook", interval=tr.log_interval)),
+            checkpoint=dict(type="HarnessCheckpointHook", interval=settings.checkpoint_interval,
+                            max_keep_ckpts=settings.max_keep_ckpts),
+            logger=dict(type="LoggerHook", interval=settings.log_interval)),
         custom_hooks=hooks,
-        randomness=dict(seed=seed, deterministic=bool(cfg.deterministic)),
+        randomness=dict(seed=seed, deterministic=settings.deterministic),
         resume=resume,
         load_from=str(resume_from) if resume_from else None,
         launcher=launcher,
-        cfg=Config(dict(to_plain(cfg), **ddp_cfg)),  # also dumped to the work dir as <timestamp>.py
-        visualizer=visualizer,
+        cfg=Config(dict(plain, **_ddp_runner_cfg(launcher))),  # also dumped to the work dir as <timestamp>.py
+        visualizer=settings.visualizer,
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if torch.cuda.is_available() else "gloo")),
         default_scope="mmengine",
         log_level=log_level,
     )
     runner.logger.addFilter(_hide_frozen_param_notes)
     runner.train()
-    model = runner.model.module if hasattr(runner.model, "module") else runner.model
-    method = model.method
+    method = method_of(runner.model)
     last = work_dir / f"epoch_{epochs}.pth"
-    if tr.selection == "val":
+    if settings.selection == "val":
         best = BestValHook.best(work_dir)
         weights = work_dir / BEST_WEIGHTS
         method.load_state_dict(torch.load(weights, map_location=method.device, weights_only=True))
@@ -187,5 +141,5 @@ def train(cfg, splits: Splits, method, work_dir: Path, resume: bool = True, laun
     else:
         checkpoint = dict(path=str(last), sha256=sha256_file(last) if last.is_file() else None, epoch=epochs)
         selection = dict(rule="last", selected_epoch=epochs, epochs=epochs)
-    return Trained(method, work_dir, checkpoint, selection, precision.describe(), round(time.time() - t0, 1),
-                   train_data_facts(splits), code_history)
+    return Trained(method, work_dir, checkpoint, selection, settings.precision.describe(),
+                   round(time.time() - t0, 1), code_history)

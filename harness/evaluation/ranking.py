@@ -46,11 +46,6 @@ class PerQuery:
             d["sd"] = self.sd
         return d
 
-    @classmethod
-    def from_dict(cls, d) -> PerQuery:
-        return cls(np.asarray(d["first_rank"]), np.asarray(d["ap"]), np.asarray(d["inp"]), np.asarray(d["n_pos"]),
-                   np.asarray(d["sd"]) if "sd" in d else None)
-
     def subset(self, mask: np.ndarray) -> PerQuery:
         pick = lambda a: None if a is None else a[mask]  # noqa: E731
         return PerQuery(self.first_rank[mask], self.ap[mask], self.inp[mask], self.n_pos[mask], pick(self.sd),

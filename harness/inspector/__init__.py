@@ -3,12 +3,12 @@ torch): the page of top-k thumbnails with true matches marked, two records' disa
 and R1/mAP breakdowns with identity-bootstrap CIs (also as CSV)."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import atomic
 from .breakdown import breakdowns, to_csv
 from .load import InspectError, Inspected, load_record, same_queries
 from .page import query_block, render
@@ -54,12 +54,6 @@ def disagreements(a: Inspected, b: Inspected, n: int) -> tuple[list[int], list[i
     a_sorted = a_only[np.argsort(-b.first_rank[a_only], kind="stable")]
     b_sorted = b_only[np.argsort(-a.first_rank[b_only], kind="stable")]
     return [int(i) for i in a_sorted[:n]], [int(i) for i in b_sorted[:n]], len(a_only), len(b_only)
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def inspect_records(record: str | Path, data_root: str | Path | None, out: str | Path | None = None,
@@ -115,7 +109,7 @@ def inspect_records(record: str | Path, data_root: str | Path | None, out: str |
     page = render(records, sections, tables, thumbs)
     out = Path(out) if out else Path("inspect") / a.folder.name
     out.mkdir(parents=True, exist_ok=True)
-    _write(out / "index.html", page)
-    _write(out / "breakdowns.csv", to_csv([(str(r.record.get("record_id", r.folder.name)), bds) for r, (_, bds)
-                                           in zip(records, tables)]))
+    atomic.write_text(out / "index.html", page)
+    named = [(str(r.record.get("record_id", r.folder.name)), bds) for r, (_, bds) in zip(records, tables)]
+    atomic.write_text(out / "breakdowns.csv", to_csv(named))
     return InspectResult(out / "index.html", out / "breakdowns.csv", shown, len(thumbs.missing), counts)

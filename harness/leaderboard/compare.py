@@ -8,8 +8,8 @@ has no method p and no †; the identity-clustered randomization p on the seed-a
 trained models differ?"), the identity-bootstrap CI, the query-level p and Welch over seeds are shown
 for reference. Holm's correction runs over all method tests of the table together: the reference row of
 a table is chosen after looking at the results (the observed best), so correcting only the comparisons
-against it would let a table of exchangeable methods show a false † far more often than alpha (9.8% of
-simulated 8-method tables did). The method test is analytic (Student's t), so a † is attainable however
+against it would let a table of exchangeable methods show a false † far more often than alpha
+(``python benchmarks/bench_significance.py`` measures both rules on simulated tables). The method test is analytic (Student's t), so a † is attainable however
 many rows a table has; resamples only set the reference p-values' and the bootstrap's precision.
 """
 from __future__ import annotations

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import atomic
 from ..errors import HarnessError
 
 MANIFEST = ".leaderboard.json"
@@ -90,20 +91,20 @@ def commit(p: Plan, files: dict[str, bytes]) -> list[Path]:
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         ours = set(p.old_files) | {MANIFEST}
         if not out.exists():
-            os.rename(stage, out)
+            atomic.publish_folder(stage, out)
         elif all(e.name in ours for e in out.iterdir()):  # only the earlier board: swap the folder whole
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(out, old)
-            os.rename(stage, out)
+            atomic.publish_folder(stage, out)
             shutil.rmtree(old, ignore_errors=True)
         else:  # the folder holds other things too (leaderboards/records): swap file by file
             for name in sorted(files):
-                os.replace(stage / name, out / name)
+                atomic.write_bytes(out / name, files[name])
             for name in set(p.old_files) - set(files):
                 f = out / name
                 if f.is_symlink() or f.is_file():
                     f.unlink()
-            os.replace(stage / MANIFEST, out / MANIFEST)
+            atomic.write_bytes(out / MANIFEST, (stage / MANIFEST).read_bytes())
     except OSError as exc:
         raise HarnessError(f"cannot write the board into {out}: {exc}") from None
     finally:

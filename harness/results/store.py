@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import publish_folder
 from .schema import MAX_RECORD_BYTES, RecordProblem, check_npz_sizes, validate_per_query, validate_record
 
 SCHEMA_VERSION = 2
@@ -57,11 +58,6 @@ def temporary_writer(d: Path) -> tuple[str, int] | None:
     return (m.group(1), int(m.group(2))) if m else None
 
 
-def _fsync_file(path: Path):
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
 class ResultsStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -80,13 +76,10 @@ class ResultsStore:
             retrievals = {k: per_query[k] for k in RETRIEVAL_KEYS if k in per_query}
             if retrievals:  # its own file: the leaderboard's per_query.npz stays as it was
                 np.savez_compressed(tmp / RETRIEVALS, **retrievals)
-                _fsync_file(tmp / RETRIEVALS)
             np.savez_compressed(tmp / "per_query.npz", **{k: v for k, v in per_query.items() if k not in retrievals})
             (tmp / "record.json").write_text(json.dumps(record, indent=2, default=_json_default))
-            _fsync_file(tmp / "per_query.npz")
-            _fsync_file(tmp / "record.json")
             final = self.root / rid
-            os.rename(tmp, final)
+            publish_folder(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

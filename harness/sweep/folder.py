@@ -3,11 +3,10 @@ job id) and ``logs/`` (submitit's folder: per-job stdout/stderr, submission scri
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from .. import atomic
 from ..errors import HarnessError
 from .grid import JobSpec
 
@@ -46,10 +45,7 @@ class SweepFolder:
         """Atomic: a concurrent `harness sweep status` never reads half a file."""
         self.path.mkdir(parents=True, exist_ok=True)
         body = dict(data, jobs=[j.to_dict() if isinstance(j, JobSpec) else j for j in data.get("jobs", [])])
-        fd, tmp = tempfile.mkstemp(prefix=".sweep-", dir=self.path)
-        with os.fdopen(fd, "w") as f:
-            json.dump(body, f, indent=2)
-        os.replace(tmp, self.file)
+        atomic.write_json(self.file, body)
 
 
 def latest_sweep(root: str | Path = "sweeps") -> SweepFolder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import config_hash, load_config, parse_options, to_plain
+from ..config import config_hash, load_config, parse_options, run_name, to_plain
 from ..errors import ConfigError
 from ..registry import get_dataset_class
 from ..results import ResultsStore
@@ -96,7 +96,7 @@ def expand_grid(methods: list[str], datasets: list[str], seeds: list[int], cfg_o
                     argv += ["--data-root", data_roots[dataset]]
                 if job_options:
                     argv += ["--cfg-options", *job_options]
-                key = f"{cfg.method.type}-{cfg.dataset.type}-s{seed}-{chash}"
+                key = run_name(cfg)
                 jobs.append(JobSpec(key=key, method=method, dataset=dataset, seed=seed, config_hash=chash,
                                     train_dataset=evals[0], eval_datasets=evals, argv=argv))
     keys = [j.key for j in jobs]

@@ -1,6 +1,6 @@
 """FMFA's objectives on top of IRRA's (methods/irra/losses.py): A-SDM and EFA.
 
-Formulas follow ../shared/research/irra_fmfa.md §3-4; where the released code and the paper
+Formulas follow the paper (arXiv 2509.13754v2 §3-4) and the released code; where the released code and the paper
 differ, both are available and the choice is a config key recorded with every result. IRRA's SDM, ID, ITC,
 masking and MLM terms are re-exported here unchanged.
 """

@@ -14,11 +14,11 @@ import inspect
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from ... import atomic
 from ...errors import ConfigError
 from ..formats import CUHKPEDES, AnnotationDataset, UFine3C
 from .attributes import sample_identities
@@ -50,13 +50,13 @@ def _atomic_build(target: Path, write) -> Path:
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f"{target.name}.tmp-{uuid.uuid4().hex}"
+    tmp = atomic.temporary_name(target)
     tmp.mkdir()  # not tempfile.mkdtemp: its 0700 would ignore the umask of a shared cache
     try:
         write(tmp)
         (tmp / ".complete").write_text("ok\n")
         try:
-            os.rename(tmp, target)
+            atomic.publish_folder(tmp, target)
         except OSError:  # another process finished first
             if not (target / ".complete").exists():
                 raise

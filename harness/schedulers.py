@@ -14,6 +14,8 @@ from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
 from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 from mmengine.registry import PARAM_SCHEDULERS
 
+from .errors import ConfigError
+
 
 @PARAM_SCHEDULERS.register_module()
 class WarmupCosineParamScheduler(_ParamScheduler):
@@ -28,9 +30,9 @@ class WarmupCosineParamScheduler(_ParamScheduler):
                  eta_min: float = 0.0, begin: int = 0, end: int = INF, last_step: int = -1, by_epoch: bool = True,
                  verbose: bool = False):
         if end == INF:
-            raise ValueError("WarmupCosine needs a finite 'end' (the total number of epochs)")
+            raise ConfigError("WarmupCosine needs a finite 'end' (the total number of epochs)")
         if warmup_epochs < 0 or not 0.0 <= warmup_factor <= 1.0:
-            raise ValueError(f"warmup_epochs must be >= 0 and warmup_factor in [0, 1], got {warmup_epochs}, "
+            raise ConfigError(f"warmup_epochs must be >= 0 and warmup_factor in [0, 1], got {warmup_epochs}, "
                              f"{warmup_factor}")
         self.warmup_epochs, self.warmup_factor, self.eta_min = warmup_epochs, warmup_factor, eta_min
         super().__init__(optimizer, param_name, begin=begin, end=end, last_step=last_step, by_epoch=by_epoch,
@@ -125,8 +127,3 @@ def fit_schedule(schedulers, epochs: int) -> tuple[list[dict], list[str]]:
         if end > begin:
             out.append(s)
     return out, notes
-
-
-def fit_notes(cfg) -> list[str]:
-    """The changes ``fit_schedule`` makes to ``cfg``'s schedule for its ``train.epochs`` (for the record)."""
-    return fit_schedule(cfg.get("param_scheduler", []), int(cfg.train.epochs))[1]
