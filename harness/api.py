@@ -18,7 +18,8 @@ from .config_schema import (check_bool, check_bools, check_choice, check_encoder
                             check_int, check_ints, check_keys, check_pair, check_rgb, check_str)
 from .data.formats import AnnotationDataset
 from .errors import AnnotationError, CheckpointError, ConfigError, DataError, HarnessError
-from .plugin import CaptionRule, Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, config_value, deviations_from
+from .plugin import (CaptionRule, DatasetPlugin, Deviation, ImageSpec, PublishedResult, ReleasedSetting,
+                     RetrievalMethod, config_value, deviations_from)
 from .registry import build_encoder
 from .released import ReleasedLayout
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # imported on first use, see _LAZY
 
 __all__ = [
     # methods
-    "RetrievalMethod", "ImageSpec", "CaptionRule", "Deviation", "ReleasedSetting", "ReleasedLayout",
+    "RetrievalMethod", "ImageSpec", "CaptionRule", "Deviation", "ReleasedSetting", "ReleasedLayout", "PublishedResult",
     "deviations_from", "config_value",
     # shared encoders
     "build_encoder", "CLIPDualEncoder", "CLIPEncoder", "BertEncoder", "VisionBlockParts", "VisionTower",
@@ -39,7 +40,7 @@ __all__ = [
     "check_bool", "check_bools", "check_choice", "check_encoder", "check_float", "check_floats", "check_int",
     "check_ints", "check_keys", "check_pair", "check_rgb", "check_str",
     # datasets
-    "AnnotationDataset",
+    "AnnotationDataset", "DatasetPlugin",
     # errors
     "HarnessError", "ConfigError", "DataError", "AnnotationError", "CheckpointError",
 ]

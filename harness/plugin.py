@@ -104,6 +104,25 @@ class Deviation:
 
 
 @dataclass(frozen=True)
+class PublishedResult:
+    """A text-to-image result a paper reports on a real dataset (percent; None where the paper gives none).
+    A method declares its own (``RetrievalMethod.published``); each record on that dataset carries them,
+    and the leaderboard shows them as the method's paper row when the test split has the published counts."""
+
+    dataset: str  # a registered dataset name
+    R1: float
+    R5: float
+    R10: float
+    mAP: float | None
+    mINP: float | None
+    source: str  # where the number is printed
+
+    def as_dict(self) -> dict:
+        return dict(dataset=self.dataset, R1=self.R1, R5=self.R5, R10=self.R10, mAP=self.mAP, mINP=self.mINP,
+                    source=self.source)
+
+
+@dataclass(frozen=True)
 class ReleasedSetting:
     """A setting whose released value is known, declared once as data: ``deviations_from`` turns every
     setting a run does not hold at its released value into a ``Deviation``.
@@ -224,6 +243,22 @@ class CaptionRule:
         return caption[:caption.index(words[self.max_words], pos)]
 
 
+class DatasetPlugin:
+    """What the harness reads of a dataset class (``tipr.datasets`` entry points must subclass it; the
+    built-in loaders and plugins normally subclass ``AnnotationDataset``, which implements ``load``)."""
+
+    name: ClassVar[str] = "base"  # the registered name (``harness list``, records, leaderboards)
+    generated: ClassVar[bool] = False  # procedurally generated (synth): random-init encoders are expected
+    config_keys: ClassVar[tuple[str, ...] | None] = None  # the dataset keys it takes (None: its __init__'s)
+    # (ids, images, captions) per split as published with the dataset (None: not published); `data verify`,
+    # `dataset.check_counts` and the papers' leaderboard rows compare with them
+    published_counts: ClassVar[dict[str, tuple[int | None, int | None, int | None]]] = {}
+
+    def load(self):
+        """The loaded splits (``harness.data.records.Splits``)."""
+        raise NotImplementedError
+
+
 class RetrievalMethod(nn.Module):
     """Base class of every method plugin.
 
@@ -246,6 +281,8 @@ class RetrievalMethod(nn.Module):
     config_dir: ClassVar[Path | None] = None
     #: how the method's released code saves its weights (``harness eval --released``); None: not readable
     released_layout: ClassVar[ReleasedLayout | None] = None
+    #: the numbers the method's paper reports (shown as its paper rows on the real datasets)
+    published: ClassVar[tuple[PublishedResult, ...]] = ()
 
     def __init__(self, num_classes: int = 0, **kwargs: Any):
         super().__init__()

@@ -59,9 +59,9 @@ def discover_plugins(force: bool = False) -> dict[str, str]:
 
 def discover_datasets(force: bool = False) -> dict[str, str]:
     """Register every ``tipr.datasets`` entry point (the built-in loaders too) in DATASETS."""
-    from .data.formats import AnnotationDataset
+    from .plugin import DatasetPlugin
 
-    return _discover(DATASETS, DATASET_ENTRY_POINT_GROUP, "dataset", AnnotationDataset, force)
+    return _discover(DATASETS, DATASET_ENTRY_POINT_GROUP, "dataset", DatasetPlugin, force)
 
 
 def _prepare(registry: Registry) -> None:

@@ -35,11 +35,7 @@ include = ["tipr_{name}*"]
 '''
 
 INIT = '''"""{cls} method plugin: registered through the ``tipr.methods`` entry point in pyproject.toml."""
-from pathlib import Path
-
 from .model import {cls}  # noqa: F401
-
-{cls}.config_dir = Path(__file__).parent / "configs"
 '''
 
 MODEL = '''"""{cls}: starts as a CLIP dual encoder trained with symmetric InfoNCE. Replace with the method.
@@ -48,10 +44,12 @@ The harness calls only the ``RetrievalMethod`` interface (``tokenize``, ``encode
 ``loss``; ``CLIPDualEncoder`` supplies the first three from the shared CLIP encoder); it normalises the
 features, ranks the gallery, computes the metrics and stores the results.
 """
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
-from harness.api import CLIPDualEncoder, ImageSpec, RetrievalMethod, build_encoder
+from harness.api import CLIPDualEncoder, ImageSpec, PublishedResult, RetrievalMethod, build_encoder
 
 
 class {cls}(CLIPDualEncoder, RetrievalMethod):
@@ -60,6 +58,11 @@ class {cls}(CLIPDualEncoder, RetrievalMethod):
         encoder: the shared CLIP encoder's config (preset, image_size, context_length, checkpoint).
         temperature: InfoNCE temperature.
     """
+
+    config_dir = Path(__file__).parent / "configs"  # default.py and optional <dataset>.py files
+    # the numbers your paper reports, one per real dataset; the leaderboard shows them as the paper row, e.g.
+    # PublishedResult("cuhk", 70.0, 87.0, 92.0, 62.0, None, "my paper, Table 2")
+    published: tuple[PublishedResult, ...] = ()
 
     def __init__(self, num_classes: int = 0, encoder: dict | None = None, temperature: float = 0.02, **kwargs):
         super().__init__(num_classes=num_classes, **kwargs)  # unknown config keys raise a clear error

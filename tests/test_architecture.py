@@ -112,3 +112,71 @@ def test_non_editable_install_resolves_every_method_and_dataset_config(tmp_path)
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+# The harness's layers, bottom first. A module may import its own group and any lower layer, never a higher
+# layer nor another group of its own layer (engine and leaderboard do not know each other). Imports inside
+# functions count too: a lazy import is still a dependency.
+LAYERS = [
+    ["harness", "harness.errors", "harness.hashing", "harness.names", "harness.atomic"],  # harness: __version__
+    ["harness.released", "harness.evaluation", "harness.outputs", "harness.weights_ledger", "harness.schedulers"],
+    ["harness.plugin"],  # the contracts a method or dataset plugin fulfils
+    ["harness.registry"],
+    ["harness.encoders", "harness.config_schema", "harness.provenance"],
+    ["harness.config", "harness.scaffold"],
+    ["harness.data"],
+    ["harness.api"],  # the one module plugins import
+    ["harness.results"],
+    ["harness.engine", "harness.leaderboard"],
+    ["harness.inspector", "harness.sweep"],
+    ["harness.cli"],
+    ["harness.__main__"],
+]
+
+
+def _group(mod: str) -> tuple[int, str]:
+    best = max(((i, g) for i, layer in enumerate(LAYERS) for g in layer if mod == g or mod.startswith(g + ".")),
+               key=lambda x: len(x[1]), default=None)
+    assert best is not None, f"{mod} is in no layer: add it to LAYERS in {__file__}"
+    return best
+
+
+def _all_imports(mods: dict[str, Path]) -> set[tuple[str, str]]:
+    """(importer, imported) harness module pairs, from every import statement, top-level or not."""
+    edges = set()
+    for mod, path in mods.items():
+        is_pkg = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(mod, is_pkg, node)
+                targets = [f"{base}.{a.name}" for a in node.names] + [base]
+            else:
+                continue
+            for t in targets:
+                while t and t not in mods and "." in t:
+                    t = t.rsplit(".", 1)[0]
+                if t in mods and t != mod:
+                    edges.add((mod, t))
+                    break
+    return edges
+
+
+def test_every_import_runs_down_the_layers():
+    mods = _modules()
+    wrong = []
+    for a, b in sorted(_all_imports(mods)):
+        (la, ga), (lb, gb) = _group(a), _group(b)
+        if lb > la or (lb == la and ga != gb):
+            wrong.append(f"{a} (layer {la}, {ga}) imports {b} (layer {lb}, {gb})")
+    assert wrong == []
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path):
+    """The check itself: a lazy import of the engine from the data layer is found."""
+    fake = {"harness.data.x": tmp_path / "x.py", "harness.engine.y": tmp_path / "y.py"}
+    fake["harness.data.x"].write_text("def f():\n    from ..engine import y\n")
+    fake["harness.engine.y"].write_text("")
+    (edge,) = _all_imports(fake)
+    assert edge == ("harness.data.x", "harness.engine.y") and _group(edge[1])[0] > _group(edge[0])[0]

@@ -43,6 +43,7 @@ class ToySet(AnnotationDataset):
     path_field = "image"
     image_dir = "pictures"
     split_map = {"fit": "train", "eval": "test"}
+    published_counts = {"train": (6, 12, 24), "test": (3, 6, 12)}  # what _write_toy_data writes
 
     def notes(self):
         return ["ToySet has no validation split."]
@@ -95,6 +96,7 @@ def test_an_installed_dataset_package_is_listed_and_verified(installed, tmp_path
     records = _write_toy_data(data)
     report = _sh(HARNESS + ["data", "verify", "--dataset", "toyset", "--data-root", str(data)], tmp_path, env)
     assert "toyset" in report and "ToySet has no validation split." in report
+    assert "6/12/24" in report.replace(" ", "") and "differs from the published counts" not in report
     # its own bad input is the harness's one line: an unknown split value names the record and field
     records[3]["split"] = "Eval"
     (data / "toy_annotations.json").write_text(json.dumps(records))
@@ -115,3 +117,4 @@ def test_a_method_trains_and_is_scored_on_an_installed_dataset(installed, tmp_pa
     (rec,) = ResultsStore(tmp_path / "results").records()
     assert rec["train_dataset"] == "toyset" and rec["eval_dataset"] == "toyset"
     assert rec["data_notes"] == ["ToySet has no validation split."] and rec["split"] == "test"
+    assert rec["display"]["published_counts"] is True  # the class's own published_counts, matched

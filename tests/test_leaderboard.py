@@ -10,7 +10,7 @@ from leaderboard_records import per_query, record, small_store, write
 
 from harness.cli import main
 from harness.config import config_hash, load_config, to_plain
-from harness.data.formats import PUBLISHED_COUNTS
+from harness.data.formats import CUHKPEDES
 from harness.engine.run import run_job
 from harness.leaderboard.build import build_leaderboards
 from harness.leaderboard.output import MANIFEST
@@ -100,7 +100,7 @@ def test_other_queries_make_another_table_and_a_mismatched_file_is_refused(real_
 
 
 def test_record_display_reads_published_counts_when_the_record_is_made():
-    ids, images, captions = PUBLISHED_COUNTS["cuhk"]["test"]
+    ids, images, captions = CUHKPEDES.published_counts["test"]
     base = dict(method="fmfa", config=dict(method=dict(type="fmfa")), config_hash="x", train_dataset="cuhk",
                 eval_dataset="cuhk")
     counts = lambda i, im, c: dict(counts=dict(test=dict(ids=i, images=im, captions=c)))  # noqa: E731
@@ -248,3 +248,34 @@ def test_rows_split_when_the_plugin_source_differs(tmp_path):
     rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "this harness" in ln]
     assert len(rows) == 2 and "code aaaaaaaa" in text and "code bbbbbbbb" in text
     assert "aaaaaaaaaaaa" in text and "bbbbbbbbbbbb" in text  # the provenance table's plugin source column
+
+
+def test_paper_rows_are_the_ones_the_rows_methods_declare(real_record, tmp_path):
+    """A method package declares its paper's numbers (``RetrievalMethod.published``); a record on a dataset
+    with the published test counts carries them, and the table shows the paper row of each method it ranks:
+    FMFA's here, not IRRA's (no IRRA row), with no table of numbers kept in the harness core."""
+    from harness.registry import get_method_class
+
+    rec, pq = real_record
+    (fmfa_cuhk,) = [p.as_dict() for p in get_method_class("fmfa").published if p.dataset == "cuhk"]
+    ids, images, captions = CUHKPEDES.published_counts["test"]
+    counts = dict(rec["eval_fingerprint"]["counts"], test=dict(ids=ids, images=images, captions=captions))
+    as_cuhk = dict(eval_dataset="cuhk", train_dataset="cuhk",
+                   eval_fingerprint=dict(rec["eval_fingerprint"], name="cuhk", counts=counts),
+                   train_fingerprint=dict(rec["train_fingerprint"], name="cuhk"),
+                   display=dict(rec["display"], published_counts=True, published=[fmfa_cuhk]))
+    store = ResultsStore(tmp_path / "results")
+    _store(store, rec, pq, **as_cuhk)
+    _store(store, rec, _shuffled(pq, 1), seed=1, **as_cuhk)
+    build_leaderboards(tmp_path / "results", tmp_path / "b", resamples=99)
+    md = (tmp_path / "b" / "README.md").read_text()
+    paper = [line for line in md.splitlines() if "paper (" in line]
+    assert len(paper) == 1 and "FMFA paper v2, Table 3" in paper[0] and "74.16" in paper[0]
+    assert "IRRA README" not in md
+    # a record whose published numbers name another dataset is not ranked
+    bad = dict(as_cuhk, display=dict(as_cuhk["display"], published=[dict(fmfa_cuhk, dataset="icfg")]))
+    folder = _store(store, rec, pq, seed=2, **bad)
+    from harness.results.store import read_stores
+
+    problems = read_stores([tmp_path / "results"])[1]
+    assert any(str(folder.name) in str(p) and "display.published[0].dataset" in str(p) for p in problems)

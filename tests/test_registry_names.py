@@ -99,7 +99,7 @@ def test_dataset_entry_points_that_break_the_contract_are_skipped_and_builtins_a
     with pytest.warns(UserWarning) as caught:
         discover_datasets(force=True)
     said = "\n".join(str(w.message) for w in caught)
-    assert "'notaclass' (os.path:join) is not a harness.api.AnnotationDataset subclass" in said
+    assert "'notaclass' (os.path:join) is not a harness.api.DatasetPlugin subclass" in said
     assert "'missing' (tipr_rogue_missing:Data) failed to import" in said
     assert lookup(DATASETS, "cuhk") is builtin
     for name in ("notaclass", "missing"):

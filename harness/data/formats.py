@@ -13,22 +13,12 @@ import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
-from typing import ClassVar
 
 from PIL import Image
 
 from ..errors import AnnotationError, ConfigError, DataError
+from ..plugin import DatasetPlugin
 from .records import SPLITS, ImageRecord, Splits
-
-# Published split statistics (ids, images, captions), from the research notes.
-PUBLISHED_COUNTS = {
-    "cuhk": {"train": (11003, 34054, 68126), "val": (1000, 3078, 6158), "test": (1000, 3074, 6156)},
-    "icfg": {"train": (3102, 34674, 34674), "val": (0, 0, 0), "test": (1000, 19848, 19848)},
-    "rstp": {"train": (3701, 18505, 37010), "val": (200, 1000, 2000), "test": (200, 1000, 2000)},
-    "ufine6926": {"train": (None, 18577, 37154), "test": (None, 7629, 15258)},
-    "ufine3c": {"test": (2250, 7446, 37939)},
-}
-
 
 # Bounds applied before tokenisation: a longer caption is cut, so no single caption can stall a run (CLIP's
 # BPE takes ~0.13 s on a 1,024-letter word without spaces, growing quadratically: 9 s at 16k). The released
@@ -221,7 +211,7 @@ def _positive_int(name: str, key: str, value, ceiling: int | None = None) -> int
     return value
 
 
-class AnnotationDataset:
+class AnnotationDataset(DatasetPlugin):
     """Base for a dataset stored as one JSON annotation list plus an image folder.
 
     Args (the ``dataset`` config section):
@@ -233,9 +223,6 @@ class AnnotationDataset:
         max_image_pixels: images above this many pixels are refused (decompression-bomb guard).
     """
 
-    name = "base"  # the registered name (``harness list``, records, leaderboards)
-    generated: ClassVar[bool] = False  # procedurally generated (synth): random-init encoders are expected
-    config_keys: ClassVar[tuple[str, ...] | None] = None  # the dataset keys it takes (None: its __init__'s)
     annotation_names: tuple[str, ...] = ()
     path_field = "file_path"
     image_dir = "imgs"
@@ -292,28 +279,28 @@ class AnnotationDataset:
                    skipped, stats=stats, max_image_pixels=self.max_image_pixels)
         s.notes.extend(self.notes())
         if self.check_counts:
-            bad = compare_counts(self.name, s)
+            bad = count_mismatches(self.published_counts, s.counts())
             if bad:
                 raise DataError(f"{self.annotation_file}: split counts differ from the published ones: "
-                                + "; ".join(bad) + " (set dataset.check_counts=False to accept them)")
+                                + "; ".join(f"{sp} {k}: {have} (published {w})" for sp, k, have, w in bad)
+                                + " (set dataset.check_counts=False to accept them)")
         return s
 
     def notes(self) -> list[str]:
         return []
 
 
-def compare_counts(name: str, splits: Splits) -> list[str]:
-    """Differences between the loaded and the published (ids, images, captions) per split."""
-    pub = PUBLISHED_COUNTS.get(name)
-    if not pub:
-        return []
-    got = splits.counts()
+def count_mismatches(published: dict, counts: dict) -> list[tuple[str, str, int, int]]:
+    """(split, 'ids'|'images'|'captions', loaded, published) for every published count that ``counts``
+    (``Splits.counts()``, or some of its splits) does not match; splits absent from ``counts`` are skipped."""
     out = []
-    for split, want in pub.items():
-        have = got[split]
+    for split, want in published.items():
+        have = counts.get(split)
+        if have is None:
+            continue
         for key, w in zip(("ids", "images", "captions"), want):
-            if w is not None and have[key] != w:
-                out.append(f"{split} {key}: {have[key]} (published {w})")
+            if w is not None and have.get(key) != w:
+                out.append((split, key, have.get(key), w))
     return out
 
 
@@ -321,6 +308,7 @@ class CUHKPEDES(AnnotationDataset):
     """CUHK-PEDES ``reid_raw.json``; images under ``imgs/`` (CUHK01, CUHK03, Market, cam_a, ...)."""
 
     name = "cuhk"
+    published_counts = {"train": (11003, 34054, 68126), "val": (1000, 3078, 6158), "test": (1000, 3074, 6156)}
     annotation_names = ("reid_raw.json", "caption_all.json")
     default_subdir = "CUHK-PEDES"
 
@@ -329,6 +317,7 @@ class ICFGPEDES(AnnotationDataset):
     """ICFG-PEDES; the code reads ``ICFG-PEDES.json`` while both READMEs say ``ICFG_PEDES.json``: accept both."""
 
     name = "icfg"
+    published_counts = {"train": (3102, 34674, 34674), "val": (0, 0, 0), "test": (1000, 19848, 19848)}
     annotation_names = ("ICFG-PEDES.json", "ICFG_PEDES.json")
     split_map = {"train": "train", "test": "test"}
     default_subdir = "ICFG-PEDES"
@@ -341,6 +330,7 @@ class RSTPReid(AnnotationDataset):
     """RSTPReid ``data_captions.json`` with ``img_path`` and a flat ``imgs/`` folder."""
 
     name = "rstp"
+    published_counts = {"train": (3701, 18505, 37010), "val": (200, 1000, 2000), "test": (200, 1000, 2000)}
     annotation_names = ("data_captions.json",)
     path_field = "img_path"
     split_map = {"train": "train", "val": "val", "test": "test"}
@@ -351,6 +341,7 @@ class UFine6926(AnnotationDataset):
     """UFine6926: ``file_path`` is relative to the dataset root (``images/1.jpg``)."""
 
     name = "ufine6926"
+    published_counts = {"train": (None, 18577, 37154), "test": (None, 7629, 15258)}
     annotation_names = ("UFine6926_Annotations.json", "UFine6926_Annotations_1024.json", "UFine6926.json")
     image_dir = ""
     split_map = {"train": "train", "test": "test"}  # the README's two values (ICL's loader: anything else -> val)
@@ -361,6 +352,7 @@ class UFine3C(AnnotationDataset):
     """UFine3C: evaluation only, every record ``split == 'test'``, per-image ``source`` domain."""
 
     name = "ufine3c"
+    published_counts = {"test": (2250, 7446, 37939)}
     annotation_names = ("UFine3C_Annotations.json", "UFine3C.json")
     image_dir = ""
     split_map = {"test": "test"}

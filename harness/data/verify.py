@@ -8,7 +8,8 @@ from functools import cached_property
 from tabulate import tabulate
 from tqdm import tqdm
 
-from .formats import PUBLISHED_COUNTS, caption_token_lengths
+from ..registry import get_dataset_class
+from .formats import caption_token_lengths, count_mismatches
 from .resolve import resolve_named
 from .loading import ImageCheck, check_images
 from .overlap import split_overlaps
@@ -42,12 +43,7 @@ class VerifyReport:
 
     @property
     def count_mismatches(self) -> list[str]:
-        out = []
-        for split, want in self.published.items():
-            for key, w in zip(("ids", "images", "captions"), want):
-                if w is not None and self.counts[split][key] != w:
-                    out.append(f"{split} {key}")
-        return out
+        return [f"{split} {key}" for split, key, _have, _want in count_mismatches(self.published, self.counts)]
 
     @property
     def ok(self) -> bool:
@@ -101,6 +97,6 @@ def verify(name: str, root: str | None = None, annotation_file: str | None = Non
     all_recs = splits.train + splits.val + splits.test
     images = check_images([r.path for r in all_recs], splits.image_root, splits.max_image_pixels, decode=decode,
                           progress=lambda xs: tqdm(xs, desc="checking images", unit="img", leave=False))
-    return VerifyReport(splits, images, PUBLISHED_COUNTS.get(name, {}),
+    return VerifyReport(splits, images, get_dataset_class(name).published_counts,
                         caption_stats=caption_token_lengths([c for r in all_recs for c in r.captions]),
                         overlaps=split_overlaps(splits))

@@ -118,6 +118,8 @@ def build_record(prov: Provenance, method, scored: Scored) -> tuple[dict, dict]:
                eval_seconds=scored.seconds, eval_skipped=splits.skipped,
                eval_data_stats=splits.stats)
     rec["display"] = record_display(rec)  # the row label, fixed now: the leaderboard never loads a config
+    if rec["display"]["published_counts"]:  # the paper's numbers the method declares for this evaluation set
+        rec["display"]["published"] = [p.as_dict() for p in method.published if p.dataset == splits.name]
     keys = np.array(query_keys(ev), dtype="U")
     per_query = dict(pq.as_dict(), query_key=keys, query_pid=np.asarray(ev.query_pids),
                      query_image=np.asarray(ev.query_image_index), query_source=sources.astype("U"),

@@ -23,7 +23,6 @@ from ..errors import HarnessError
 from ..results.store import read_stores
 from . import DEFAULT_ALPHA, DEFAULT_RESAMPLES, latex, output, render
 from .compare import below_best, pairwise, seed_averaged_scores
-from .reported import REPORTED
 from .rows import plugin_source, Row, group_rows, label_rows, usable_records
 
 METRICS = ["R1", "R5", "R10", "mAP", "mINP"]
@@ -47,11 +46,21 @@ class Table:
         self.marked = below_best(self.comp, self.rows[0].label) if len(self.comp) else set()
         self.deviations = self._footnotes()
         published = all(r.get("display", {}).get("published_counts") for row in self.rows for r in row.records)
-        self.reported = [r for r in REPORTED if r[1] == self.eval_dataset] if published else []
+        self.reported = self._paper_rows() if published else []
         self.metrics = METRICS + ([m for m in CROSS_METRICS if all(m in r["metrics"] for row in self.rows
                                                                    for r in row.records)] if self.cross else [])
         self.sources = sorted({s for row in self.rows for r in row.records for s in r.get("per_source", {})}) \
             if self.cross else []
+
+    def _paper_rows(self) -> list[tuple]:
+        """(method, dataset, R1, R5, R10, mAP, mINP, source) of the papers' numbers the rows' records carry
+        (each method declares its own: ``RetrievalMethod.published``), one per method and source."""
+        seen = {}
+        for row in self.rows:
+            for p in row.newest.get("display", {}).get("published", []):
+                seen.setdefault((row.method, p["source"]), (row.method, p["dataset"], p["R1"], p["R5"], p["R10"],
+                                                            p["mAP"], p["mINP"], p["source"]))
+        return [seen[k] for k in sorted(seen)]
 
     def _footnotes(self) -> list[str]:
         notes: dict[str, int] = {}

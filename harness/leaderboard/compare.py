@@ -9,8 +9,9 @@ trained models differ?"), the identity-bootstrap CI, the query-level p and Welch
 for reference. Holm's correction runs over all method tests of the table together: the reference row of
 a table is chosen after looking at the results (the observed best), so correcting only the comparisons
 against it would let a table of exchangeable methods show a false † far more often than alpha
-(``python benchmarks/bench_significance.py`` measures both rules on simulated tables). The method test is analytic (Student's t), so a † is attainable however
-many rows a table has; resamples only set the reference p-values' and the bootstrap's precision.
+(``python benchmarks/bench_significance.py`` measures both rules on simulated tables). The method test is
+analytic (Student's t), so a † is attainable however many rows a table has; resamples only set the
+reference p-values' and the bootstrap's precision.
 """
 from __future__ import annotations
 

@@ -31,6 +31,9 @@ class RecordProblem(ValueError):
     """A record or per-query file the leaderboard cannot stand behind; the text names the field."""
 
 
+PUBLISHED_KEYS = {"dataset", "R1", "R5", "R10", "mAP", "mINP", "source"}  # plugin.PublishedResult.as_dict()
+
+
 def _fail(field: str, why: str):
     raise RecordProblem(f"{field}: {why}")
 
@@ -154,6 +157,23 @@ def _display(rec: dict) -> None:
         _fail("display.variant", "must be a list of one-line strings")
     if not isinstance(d.get("published_counts"), bool):
         _fail("display.published_counts", "must be true or false")
+    published = d.get("published", [])
+    if not isinstance(published, list):
+        _fail("display.published", f"must be a list, got {_show(published)}")
+    for i, p in enumerate(published):
+        where = f"display.published[{i}]"
+        if not isinstance(p, dict) or set(p) != PUBLISHED_KEYS:
+            _fail(where, f"must be an object with exactly {', '.join(sorted(PUBLISHED_KEYS))}")
+        if p["dataset"] != rec.get("eval_dataset"):
+            _fail(f"{where}.dataset", f"must be the record's eval_dataset, got {_show(p['dataset'])}")
+        _text(p, "source", where + ".")
+        for k in ("R1", "R5", "R10", "mAP", "mINP"):
+            v = p[k]
+            if v is None and k in ("mAP", "mINP"):
+                continue
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not 0 <= v <= 100:
+                _fail(f"{where}.{k}", f"must be a percentage in [0, 100]{' or null' if k in ('mAP', 'mINP') else ''}, "
+                      f"got {_show(v)}")
 
 
 def validate_record(rec) -> dict:

@@ -6,13 +6,17 @@ the cross-modal encoder and EFA run in training only.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.api import Deviation
 
 from ..irra import IRRA
 from ..irra.deviations import PRECISION
+from ..irra.released import FMFA_LAYOUT
 from . import losses as L
 from .checks import LOSSES, check_margins, check_values
 from .deviations import RELEASED_SETTINGS, fmfa_deviations
+from .published import PUBLISHED
 
 # FMFA wraps the backbone in torch.autocast(fp16) on top of convert_weights (model/build_finetune.py:95, 190)
 FMFA_PRECISION_OURS = ("fp16-stored weights as released, without the fp16 autocast around the backbone "
@@ -37,6 +41,9 @@ class FMFA(IRRA):
     LOSSES = LOSSES
     SDM_LOSSES = ("sdm", "asdm")
     released_settings = RELEASED_SETTINGS
+    config_dir = Path(__file__).parent / "configs"  # default.py and <dataset>.py files
+    released_layout = FMFA_LAYOUT  # harness eval --released fmfa
+    published = PUBLISHED
 
     def __init__(self, num_classes: int = 0, encoder: dict | None = None, losses=("asdm", "id", "mlm", "efa"),
                  asdm_mode: str = "code", asdm_alpha: float = 0.1, asdm_detach_weight: bool = False,

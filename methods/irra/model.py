@@ -7,6 +7,7 @@ the cross-modal transformer and the heads run in training only.
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 from typing import ClassVar
 
 from torch import nn
@@ -18,6 +19,8 @@ from . import checks
 from . import losses as L
 from .deviations import RELEASED_SETTINGS, irra_deviations
 from .precision import convert_weights
+from .published import PUBLISHED
+from .released import IRRA_LAYOUT
 
 
 class IRRA(CLIPDualEncoder, RetrievalMethod):
@@ -37,6 +40,9 @@ class IRRA(CLIPDualEncoder, RetrievalMethod):
     LOSSES: ClassVar[tuple[str, ...]] = checks.LOSSES
     SDM_LOSSES: ClassVar[tuple[str, ...]] = ("sdm",)  # the names that switch the SDM term on
     released_settings = RELEASED_SETTINGS  # the released-settings table deviations() is generated from
+    config_dir = Path(__file__).parent / "configs"  # default.py and <dataset>.py files
+    released_layout = IRRA_LAYOUT  # harness eval --released irra
+    published = PUBLISHED
 
     def __init__(self, num_classes: int = 0, encoder: dict | None = None, losses=checks.RELEASED_LOSSES,
                  temperature: float = 0.02, cmt_depth: int = 4, mlm_contaminates_global: bool = True,

@@ -1,7 +1,3 @@
 """IVT method plugin (shared-weight image/text transformer, MLA + BMM + CMPM)."""
-from pathlib import Path
-
 from . import schedule  # noqa: F401  (registers IVTCosineLR in mmengine's PARAM_SCHEDULERS)
 from .model import IVT  # noqa: F401
-
-IVT.config_dir = Path(__file__).parent / "configs"

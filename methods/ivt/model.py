@@ -7,6 +7,8 @@ FFNs and text embeddings from BERT; BERT's attention and post-LN LayerNorms are 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from collections import OrderedDict
 
 import torch
@@ -16,6 +18,7 @@ from torchvision.ops import stochastic_depth
 from harness.api import (CaptionRule, ConfigError, Deviation, HarnessError, ImageSpec, ReleasedSetting,
                          RetrievalMethod, VisionBlockParts, build_encoder, config_value, tokenize_captions)
 
+from .published import PUBLISHED
 from .losses import cmpm_loss, drop_tokens
 from .views import phrase_view, word_view
 
@@ -166,6 +169,8 @@ class IVT(RetrievalMethod):
     """
 
     released_settings = RELEASED_SETTINGS
+    config_dir = Path(__file__).parent / "configs"  # default.py and <dataset>.py files
+    published = PUBLISHED
 
     @classmethod
     def validate_config(cls, cfg: dict) -> None:

@@ -7,12 +7,15 @@ shared BERT followed by a trainable BiLSTM.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harness.api import Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, build_encoder, config_value
 
+from .published import PUBLISHED
 from .modules import RANK_TEXT_ANCHORS, BiLSTMHead, CrossAttentionDecoder, semi_hard_ranking_loss
 
 IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -127,6 +130,8 @@ class LGUR(RetrievalMethod):
     """
 
     released_settings = RELEASED_SETTINGS
+    config_dir = Path(__file__).parent / "configs"  # default.py and <dataset>.py files
+    published = PUBLISHED
 
     @classmethod
     def validate_config(cls, cfg: dict) -> None:

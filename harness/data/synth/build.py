@@ -137,6 +137,7 @@ class SynthPEDES(CUHKPEDES):
     """
 
     name = "synth"
+    published_counts = {}  # generated: nothing published
     generated = True  # built-in procedural data: random-init encoders are expected
     config_keys = ("root", *DEFAULTS, *LOADER_KEYS)  # the generator's parameters (see DEFAULTS), the loader's
 
@@ -150,6 +151,7 @@ class Synth3C(UFine3C):
     are rendered in two domains). Args as ``SynthPEDES``."""
 
     name = "synth3c"
+    published_counts = {}  # generated: nothing published
     generated = True
     config_keys = ("root", *DEFAULTS, *LOADER_KEYS)
 
