@@ -17,7 +17,7 @@ def main(n: int = 2000):
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["TIPR_CACHE"] = str(Path(tmp) / "cache")
         from harness.data.loading import require_images
-        from harness.data.records import ImageRecord
+        from harness.data.splits import ImageRecord
 
         root = Path(tmp) / "imgs"
         root.mkdir()

@@ -117,7 +117,7 @@ def cmd_data(a):
     report = verify(a.dataset, a.root, a.annotation_file, decode=not a.no_decode,
                     max_image_pixels=a.max_image_pixels, max_caption_chars=a.max_caption_chars,
                     max_caption_words=a.max_caption_words)
-    print(report.render())
+    print(report.as_text())
     return 0 if report.ok else 1
 
 
@@ -248,13 +248,13 @@ def cmd_sweep(a):
     from .sweep import SweepFolder, build_resources, default_name, expand_grid, latest_sweep
     from .sweep.grid import parse_data_roots, parse_list
     from .sweep.options import parse_sbatch_flags
-    from .sweep.status import render, sweep_status
+    from .sweep.status import status_table, sweep_status
     from .sweep.submit import run_sweep, wait_for
 
     if a.sweep_cmd == "status":
         folder = SweepFolder(a.sweep) if a.sweep else latest_sweep(a.sweeps_dir)
         data, statuses = wait_for(folder, a.timeout) if a.wait else sweep_status(folder)
-        print(render(folder, data, statuses))
+        print(status_table(folder, data, statuses))
         return 0
     if not a.methods or not a.datasets:
         raise HarnessError("harness sweep: give --methods and --datasets (or `harness sweep status`)")

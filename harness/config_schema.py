@@ -328,7 +328,7 @@ def check_encoder(key: str, cfg, encoder_cls, kind: str) -> None:
             check_choice(k, value, tuple(presets)) if presets else check_str(k, value)
         elif name == "image_size":
             check_pair(k, value, 16, MAX_IMAGE_SIDE)
-        elif name in ("context_length", "max_length"):
+        elif name == "context_length":
             check_int(k, value, 3, MAX_TOKENS)
         elif name in ("checkpoint", "path", "vocab_file"):
             check_optional_path(k, value)

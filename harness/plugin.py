@@ -255,7 +255,7 @@ class DatasetPlugin:
     published_counts: ClassVar[dict[str, tuple[int | None, int | None, int | None]]] = {}
 
     def load(self):
-        """The loaded splits (``harness.data.records.Splits``)."""
+        """The loaded splits (``harness.data.splits.Splits``)."""
         raise NotImplementedError
 
 

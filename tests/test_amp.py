@@ -11,7 +11,7 @@ from mmengine.optim import AmpOptimWrapper, build_optim_wrapper
 from harness.cli import main
 from harness.config import load_config, to_plain
 from harness.data.loading import TrainPairs, collate_pairs
-from harness.data.records import EvalSet
+from harness.data.splits import EvalSet
 from harness.engine.evaluate import encode_eval_set
 from harness.engine.model import HarnessModel
 from harness.engine.precision import resolve_precision

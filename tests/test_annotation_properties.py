@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from harness.data.formats import CUHKPEDES, ICFGPEDES, RSTPReid, UFine3C, UFine6926
 from harness.data.loading import check_images
 from harness.data.overlap import check_split_overlap, split_overlaps
-from harness.data.records import EvalSet
+from harness.data.splits import EvalSet
 from harness.errors import DataError
 
 from conftest import LAYOUT, make_records

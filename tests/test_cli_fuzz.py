@@ -354,7 +354,7 @@ def test_the_decode_pass_is_cached_and_redone_for_changed_files(dataset_factory,
     from conftest import make_records
 
     from harness.data.loading import _decoded_cache, require_images
-    from harness.data.records import ImageRecord
+    from harness.data.splits import ImageRecord
     from harness.errors import ImageError
 
     recs = make_records("cuhk")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.leaderboard.build import build_leaderboards
+from harness.leaderboard.tables import build_leaderboards
 from harness.leaderboard.output import MANIFEST
 
 REPO = Path(__file__).resolve().parents[1]

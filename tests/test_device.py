@@ -23,7 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode, return_and_correct_a
 
 from harness.config import load_config, to_plain
 from harness.data.loading import TrainPairs, collate_pairs
-from harness.data.records import EvalSet
+from harness.data.splits import EvalSet
 from harness.engine.evaluate import encode_eval_set, evaluate_method
 from harness.engine.model import HarnessModel
 from harness.data.resolve import resolve_dataset as load_dataset
@@ -176,7 +176,7 @@ METHOD_OPTS = {
     "irra": dict(encoder=dict(image_size=(32, 16))),
     "ivt": dict(vision=dict(image_size=(32, 16))),
     # short captions: under the double the BiLSTM runs as one op per time step
-    "lgur": dict(vision=dict(image_size=(32, 16)), text=dict(max_length=8), dim=64, dict_size=20, part_dim=32,
+    "lgur": dict(vision=dict(image_size=(32, 16)), text=dict(context_length=8), dim=64, dict_size=20, part_dim=32,
                  recon=dict(heads=2, dim_head=16, mlp_dim=64), proto=dict(heads=2, dim_head=32, mlp_dim=64)),
 }
 

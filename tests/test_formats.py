@@ -4,7 +4,7 @@ import pytest
 
 from harness.data.formats import CUHKPEDES, ICFGPEDES, RSTPReid, UFine3C, UFine6926
 from harness.data.loading import load_image
-from harness.data.records import EvalSet
+from harness.data.splits import EvalSet
 from harness.data.verify import verify
 from harness.errors import AnnotationError, ImageError
 
@@ -117,7 +117,7 @@ def test_verify_reports_missing_corrupt_and_counts(dataset_factory):
     rep = verify("rstp", str(root))
     assert rep.missing == [recs[0]["img_path"]]
     assert rep.unreadable == [recs[1]["img_path"]]
-    assert not rep.ok and "PROBLEMS FOUND" in rep.render()
+    assert not rep.ok and "PROBLEMS FOUND" in rep.as_text()
     assert "train ids" in ", ".join(rep.count_mismatches)  # tiny fixture vs published 3,701 ids
 
 

@@ -266,7 +266,7 @@ def test_property_leaderboard_never_crashes_on_a_mutated_record(valid_record, tm
     (store / path.name).mkdir()
     (store / path.name / "record.json").write_text(json.dumps(bad))
     (store / path.name / "per_query.npz").write_bytes((path / "per_query.npz").read_bytes())
-    from harness.leaderboard.build import build_leaderboards
+    from harness.leaderboard.tables import build_leaderboards
 
     out = tmp_path_factory.mktemp("lbout")
     files = build_leaderboards(store, out, resamples=99, log=lambda line: None)

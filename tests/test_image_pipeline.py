@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from harness.data.loading import GalleryImages, ImageTransform, TrainPairs, load_image
-from harness.data.records import ImageRecord
+from harness.data.splits import ImageRecord
 from harness.errors import ConfigError
 from harness.plugin import ImageSpec
 
@@ -203,13 +203,13 @@ def _fmfa():
 def _ivt(**kw):
     from tipr_methods.ivt import IVT
     return IVT(vision=dict(type="clip", preset="tiny", image_size=(32, 16)),
-               text=dict(type="bert", preset="tiny", max_length=32), stride=6, drop_path=0.0, **kw)
+               text=dict(type="bert", preset="tiny", context_length=32), stride=6, drop_path=0.0, **kw)
 
 
 def _lgur(**kw):
     from tipr_methods.lgur import LGUR
     return LGUR(num_classes=4, vision=dict(type="clip", preset="tiny", image_size=(32, 16)),
-                text=dict(type="bert", preset="tiny", max_length=32), dim=64, dict_size=20, part_dim=32,
+                text=dict(type="bert", preset="tiny", context_length=32), dim=64, dict_size=20, part_dim=32,
                 recon=dict(heads=2, dim_head=16, mlp_dim=64), proto=dict(heads=2, dim_head=32, mlp_dim=64), **kw)
 
 

@@ -49,7 +49,7 @@ def test_multi_megabyte_captions_are_cut_before_tokenisation_in_seconds(dataset_
     assert s.stats["captions_truncated_by_split"] == {"train": 1, "val": 0, "test": 1}
     assert s.train[0].captions == [word[:MAX_CAPTION_CHARS], "a short one"]
     rep = verify("cuhk", str(root), decode=False)
-    assert "2 caption(s) cut to 1024 characters / 200 words (train 1, test 1)" in rep.render()
+    assert "2 caption(s) cut to 1024 characters / 200 words (train 1, test 1)" in rep.as_text()
 
 
 def test_caption_bound_is_configurable_and_counts_words(dataset_factory):
@@ -155,7 +155,7 @@ def test_identity_in_train_and_test_is_refused_and_verify_lists_it(dataset_facto
     ov = split_overlaps(s)
     assert ov["ids"] == {"train/test": [1]} and ov["images"] == {"train/test": [recs[1]["file_path"]]}
     rep = verify("cuhk", str(root), decode=False)
-    text = rep.render()
+    text = rep.as_text()
     assert not rep.ok and "1 identities in both the train and the test split:" in text
     assert f"1 images in both the train and the test split:\n  {recs[1]['file_path']}" in text
     check_split_overlap(CUHKPEDES(dataset_factory("cuhk", name="clean")).load())  # no overlap: no error
@@ -205,7 +205,7 @@ def test_oversized_images_are_reported_by_verify_and_refused_before_training(dat
     for decode in (False, True):
         rep = verify("ufine6926", str(root), decode=decode)
         assert rep.oversized == [bad] and not rep.unreadable and not rep.ok
-        assert f"1 images over max_image_pixels={2**26:,}:\n  {bad}" in rep.render()
+        assert f"1 images over max_image_pixels={2**26:,}:\n  {bad}" in rep.as_text()
     s = UFine6926(root).load()
     with pytest.raises(ImageError) as e:
         require_images(s.train + s.test, s.image_root, "ufine6926", s.max_image_pixels)
@@ -270,7 +270,7 @@ def test_results_folders_follow_the_umask(tmp_path, umask):
 
 
 def test_synthetic_dataset_cache_follows_the_umask(tmp_path):
-    from harness.data.synth.build import build_synth
+    from harness.data.synth.generate import build_synth
     old = os.umask(0o022)
     try:
         root = build_synth(tmp_path, train_ids=2, val_ids=1, test_ids=1, images_per_id=1, image_size=(16, 8))

@@ -11,7 +11,7 @@ from tipr_methods.ivt.losses import cmpm_loss, drop_tokens
 from tipr_methods.ivt.views import phrase_candidates, word_candidates
 
 VISION = dict(type="clip", preset="tiny", image_size=(32, 16))
-TEXT = dict(type="bert", preset="tiny", max_length=32)
+TEXT = dict(type="bert", preset="tiny", context_length=32)
 CAPS = ["A man wears a red jacket, black trousers and white shoes. He carries a blue backpack.",
         "The woman has long hair, a green skirt, and a yellow handbag."]
 
@@ -76,7 +76,7 @@ def test_weights_come_from_the_shared_encoders():
     m = _model()
     torch.manual_seed(0)
     clip = CLIPEncoder(preset="tiny", image_size=(32, 16))
-    bert = BertEncoder(preset="tiny", max_length=32)
+    bert = BertEncoder(preset="tiny", context_length=32)
     assert torch.equal(m.patch_embed.weight, clip.vision_tower().patch_embed.weight)
     assert torch.equal(m.blocks[1].mlp_txt.fc2.weight, bert.ffn_linears()[1][1].weight)
     ids = m.tokenize(CAPS)["input_ids"]

@@ -12,7 +12,7 @@ from harness.cli import main
 from harness.config import config_hash, load_config, to_plain
 from harness.data.formats import CUHKPEDES
 from harness.engine.run import run_job
-from harness.leaderboard.build import build_leaderboards
+from harness.leaderboard.tables import build_leaderboards
 from harness.leaderboard.output import MANIFEST
 from harness.results import ResultsStore
 from harness.results.labels import record_display

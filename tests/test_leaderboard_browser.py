@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from leaderboard_records import DEFAULT, per_query, record, write
 
-from harness.leaderboard.build import build_leaderboards
+from harness.leaderboard.tables import build_leaderboards
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -73,7 +73,7 @@ def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=180)
 
 
-def render(page: Path, tmp: Path) -> tuple[dict, tuple[int, int], int]:
+def render_in_chromium(page: Path, tmp: Path) -> tuple[dict, tuple[int, int], int]:
     """(layout report, screenshot size in pixels, screenshot bytes) of ``page`` as Chromium lays it out."""
     html = page.read_text()
     assert "<script" not in html.lower()  # the page itself runs nothing; the probe goes into a copy only
@@ -114,12 +114,12 @@ def check_layout(report: dict, size, nbytes) -> None:
 
 
 def test_committed_page_renders_cleanly(tmp_path, monkeypatch):
-    report, size, nbytes = render(REPO / "leaderboards" / "index.html", tmp_path)
+    report, size, nbytes = render_in_chromium(REPO / "leaderboards" / "index.html", tmp_path)
     assert report["cells"] > 20
     check_layout(report, size, nbytes)
     monkeypatch.chdir(REPO)  # and the page the current code builds from the committed records
     build_leaderboards("leaderboards/records", tmp_path / "board", resamples=99)
-    report, size, nbytes = render(tmp_path / "board" / "index.html", tmp_path)
+    report, size, nbytes = render_in_chromium(tmp_path / "board" / "index.html", tmp_path)
     assert len(report["sections"]) == 2 and report["texts"] > 40  # in-domain and cross-domain, with plots
     check_layout(report, size, nbytes)
 
@@ -144,7 +144,7 @@ def twenty_row_page(tmp_path_factory):
 
 
 def test_twenty_row_page_has_no_overlapping_or_cut_labels(twenty_row_page, tmp_path):
-    report, size, nbytes = render(twenty_row_page, tmp_path)
+    report, size, nbytes = render_in_chromium(twenty_row_page, tmp_path)
     (sec,) = report["sections"]
     assert len(sec["rows"]) == 20 and len(sec["plots"]) == 19 + 20  # forest plot (vs #1) and R@k legend
     assert report["texts"] > 60
@@ -154,7 +154,7 @@ def test_twenty_row_page_has_no_overlapping_or_cut_labels(twenty_row_page, tmp_p
 def test_the_probe_sees_overlapping_and_cut_labels(tmp_path):
     """The checks above can fail: a plot whose labels overlap and run off its edge, and a cell that
     cannot hold its text, are reported."""
-    from harness.leaderboard import render as r
+    from harness.leaderboard import html_page as r
 
     plt = r._plt()
     fig, ax = plt.subplots(figsize=(4, 1.2))  # no layout engine: long tick labels run off the left edge
@@ -164,6 +164,6 @@ def test_the_probe_sees_overlapping_and_cut_labels(tmp_path):
     page.write_text("<html><body><section><table><tbody><tr><td>1</td><td style='white-space:nowrap;max-width:3em;"
                     "overflow:hidden'>a cell far too narrow for its text</td></tr></tbody></table>"
                     f"<figure>{svg}</figure></section></body></html>")
-    report, size, _ = render(page, tmp_path)
+    report, size, _ = render_in_chromium(page, tmp_path)
     assert size == WINDOW
     assert report["outside"] and report["overlaps"] and report["overflowing"]

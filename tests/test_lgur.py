@@ -7,7 +7,7 @@ from tipr_methods.lgur.modules import (RANK_TEXT_ANCHORS, BiLSTMHead, CrossAtten
                                        semi_hard_ranking_loss)
 
 SMALL = dict(vision=dict(type="clip", preset="tiny", image_size=(32, 16)),
-             text=dict(type="bert", preset="tiny", max_length=32), dim=64, dict_size=20, part_dim=32,
+             text=dict(type="bert", preset="tiny", context_length=32), dim=64, dict_size=20, part_dim=32,
              recon=dict(heads=2, dim_head=16, mlp_dim=64), proto=dict(heads=2, dim_head=32, mlp_dim=64))
 CAPS = ["a man in a red jacket and black trousers", "a woman with long hair and a green skirt",
         "a man with a blue backpack", "a woman in white shoes and a grey coat"]

@@ -132,7 +132,7 @@ def test_lgur_token_ids_match_the_released_preprocessing(tmp_path):
     # to caption_length_max = 100 (data/dataset.py:68-77), so the long caption loses its [SEP]
     from harness.encoders.bert import BertEncoder
 
-    tok = BertEncoder(preset="tiny", vocab_file=_vocab_file(tmp_path), max_length=100).tokenize(CAPTIONS)
+    tok = BertEncoder(preset="tiny", vocab_file=_vocab_file(tmp_path), context_length=100).tokenize(CAPTIONS)
     assert tok["input_ids"][0, :9].tolist() == [2, 5, 6, 8, 5, 9, 10, 12, 3]
     assert tok["input_ids"][1, :18].tolist() == [2, 24, 7, 13, 14, 15, 11, 22, 25, 23, 17, 18, 19, 20, 5, 16, 21, 3]
     assert tok["input_ids"][2].tolist() == [2] + [9] * 99

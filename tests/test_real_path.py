@@ -22,7 +22,7 @@ TINY = {
     "ivt": ["method.vision.preset=tiny", "method.vision.image_size=(32,16)", "method.text.preset=tiny",
             "method.stride=6", "method.drop_path=0.0", "method.levels=['sentence']"],
     "lgur": ["method.vision.preset=tiny", "method.vision.image_size=(32,16)", "method.text.preset=tiny",
-             "method.text.max_length=40",
+             "method.text.context_length=40",
              "method.dim=64", "method.dict_size=20", "method.part_dim=32", "method.recon.heads=2",
              "method.recon.dim_head=16", "method.recon.mlp_dim=64", "method.proto.heads=2", "method.proto.dim_head=32",
              "method.proto.mlp_dim=64"],

@@ -96,7 +96,7 @@ def test_released_file_is_scored_like_the_same_weights_in_our_model(tmp_path, cu
     assert rec["encoder_weights"][0]["sha256"] == rec["checkpoint"]["sha256"]  # not 'random-init'
     assert rec["train_dataset"] == rec["eval_dataset"] == "cuhk" and rec["train_fingerprint"]["annotation_sha256"]
     # the same weights, rounded as the file stores them, evaluated directly: identical per-query ranks
-    from harness.data.records import EvalSet
+    from harness.data.splits import EvalSet
     from harness.data.resolve import resolve_dataset
     from harness.engine.evaluate import evaluate_method
     splits = resolve_dataset(load_config(name, "cuhk").dataset, str(cuhk))

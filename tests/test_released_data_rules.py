@@ -112,7 +112,7 @@ def test_rstp_drops_captions_over_90_words_and_icfg_cuts_them():
 
 def test_the_training_set_applies_the_rule(tmp_path):
     from harness.data.loading import TrainPairs
-    from harness.data.records import ImageRecord
+    from harness.data.splits import ImageRecord
 
     long = " ".join(["word"] * 91)
     recs = [ImageRecord(pid=1, path="a.jpg", captions=["short one", long]),

@@ -8,7 +8,7 @@ import torch
 from harness.config import load_config
 from harness.encoders.clip import CLIPEncoder, resize_positions, source_grid
 from harness.registry import build_method
-from harness.engine.records import weights_record
+from harness.engine.record_builder import weights_record
 from harness.engine.run import require_pretrained_parts
 from harness.errors import ConfigError
 from harness.registry import build_encoder

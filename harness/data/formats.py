@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..errors import AnnotationError, ConfigError, DataError
 from ..plugin import DatasetPlugin
-from .records import SPLITS, ImageRecord, Splits
+from .splits import SPLITS, ImageRecord, Splits
 
 # Bounds applied before tokenisation: a longer caption is cut, so no single caption can stall a run (CLIP's
 # BPE takes ~0.13 s on a 1,024-letter word without spaces, growing quadratically: 9 s at 16k). The released

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from .. import atomic
 from ..errors import ImageError
 from ..plugin import ImageSpec
-from .records import ImageRecord
+from .splits import ImageRecord
 
 _RESAMPLE = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from itertools import combinations
 
 from ..errors import DataError
-from .records import SPLITS, Splits
+from .splits import SPLITS, Splits
 
 
 def split_overlaps(splits: Splits) -> dict[str, dict[str, list]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..config import check_dataset_keys, dataset_defaults
 from ..registry import get_dataset_class
-from .records import Splits
+from .splits import Splits
 
 
 def resolve_dataset(ds_cfg: dict, data_root: str | None = None, annotation_file: str | None = None) -> Splits:

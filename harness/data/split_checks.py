@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import DataError
 from .loading import require_images
-from .records import Splits
+from .splits import Splits
 
 
 def require_split_images(records, splits: Splits, what: str) -> None:

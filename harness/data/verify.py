@@ -13,7 +13,7 @@ from .formats import caption_token_lengths, count_mismatches
 from .resolve import resolve_named
 from .loading import ImageCheck, check_images
 from .overlap import split_overlaps
-from .records import Splits
+from .splits import Splits
 
 
 @dataclass
@@ -39,7 +39,7 @@ class VerifyReport:
 
     @cached_property
     def counts(self) -> dict:
-        return self.splits.counts()  # read per split by render() and count_mismatches: counted once
+        return self.splits.counts()  # read per split by as_text() and count_mismatches: counted once
 
     @property
     def count_mismatches(self) -> list[str]:
@@ -51,7 +51,7 @@ class VerifyReport:
         shared = any(self.overlaps["ids"].values()) or any(self.overlaps["images"].values())
         return not (self.missing or self.unreadable or self.oversized or shared)
 
-    def render(self, max_list: int = 20) -> str:
+    def as_text(self, max_list: int = 20) -> str:
         rows = []
         for split in ("train", "val", "test"):
             c = self.counts[split]

@@ -52,16 +52,16 @@ def wordpiece_tokenizer(vocab_file: Path) -> BertTokenizerFast:
     return BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
 
 
-def tokenize_captions(tokenizer, captions, max_length: int, add_sep: bool = True) -> dict:
+def tokenize_captions(tokenizer, captions, context_length: int, add_sep: bool = True) -> dict:
     """Lower-cased WordPiece ids and attention mask, padded (with [PAD] = 0) to the longest caption.
 
     ``add_sep=True`` gives ``[CLS] X [SEP]``, ``add_sep=False`` gives ``[CLS] X`` (the form of ALBEF's
-    tokenizer that IVT's released code uses). Ids are cut at ``max_length`` *after* the special tokens
+    tokenizer that IVT's released code uses). Ids are cut at ``context_length`` *after* the special tokens
     are added, so an over-long caption loses its [SEP], as LGUR's released ``data/dataset.py:68-77`` does.
     """
     tail = [tokenizer.sep_token_id] if add_sep else []
     words = tokenizer([c.lower() for c in captions], add_special_tokens=False)["input_ids"]
-    rows = [([tokenizer.cls_token_id] + ids + tail)[:max_length] for ids in words]
+    rows = [([tokenizer.cls_token_id] + ids + tail)[:context_length] for ids in words]
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -116,16 +116,16 @@ class BertEncoder(nn.Module):
     Args:
         path: a local Hugging Face BERT folder (config.json, weights, vocab); overrides ``preset``.
         preset: "tiny" (random, built-in vocabulary) or "base" (bert-base shape, random weights).
-        max_length: token cap, [CLS]/[SEP] included.
+        context_length: token cap, [CLS]/[SEP] included (the name CLIP's encoder uses for the same limit).
         vocab_file: a WordPiece vocab for the random presets (default: the built-in one).
     """
 
     WEIGHTS_KEY = "path"  # the keyword naming its pretrained folder (the weights ledger names it)
 
-    def __init__(self, path: str | None = None, preset: str = "tiny", max_length: int = 100,
+    def __init__(self, path: str | None = None, preset: str = "tiny", context_length: int = 100,
                  vocab_file: str | None = None):
         super().__init__()
-        self.max_length = max_length
+        self.context_length = context_length
         self._provenance: list[dict] = []
         if path:
             p = Path(path).expanduser()
@@ -142,7 +142,8 @@ class BertEncoder(nn.Module):
         elif preset == "tiny":
             vf = Path(vocab_file) if vocab_file else tiny_vocab_file()
             self.tokenizer = wordpiece_tokenizer(vf)
-            cfg = BertConfig(vocab_size=self.tokenizer.vocab_size, max_position_embeddings=max(128, max_length), **TINY)
+            cfg = BertConfig(vocab_size=self.tokenizer.vocab_size, max_position_embeddings=max(128, context_length),
+                             **TINY)
             self.bert = BertModel(cfg, add_pooling_layer=False)
             self.preset = "tiny"
         elif preset == "base":
@@ -150,7 +151,7 @@ class BertEncoder(nn.Module):
             # Without a vocab file the small built-in vocabulary is used (ids stay below 30522).
             vf = Path(vocab_file) if vocab_file else tiny_vocab_file()
             self.tokenizer = wordpiece_tokenizer(vf)
-            self.bert = BertModel(BertConfig(max_position_embeddings=max(512, max_length)), add_pooling_layer=False)
+            self.bert = BertModel(BertConfig(max_position_embeddings=max(512, context_length)), add_pooling_layer=False)
             self.preset = "base" if vocab_file else "base-random-vocab"
         else:
             raise HarnessError(f"unknown BERT preset '{preset}'; use 'tiny', 'base' or path=")
@@ -162,7 +163,7 @@ class BertEncoder(nn.Module):
         return [dict(e) for e in self._provenance]
 
     def tokenize(self, captions) -> dict:
-        return tokenize_captions(self.tokenizer, captions, self.max_length)
+        return tokenize_captions(self.tokenizer, captions, self.context_length)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.loading import GalleryImages
-from ..data.records import EvalSet, Splits
+from ..data.splits import EvalSet, Splits
 from ..evaluation import PerQuery, evaluate_features
 from .precision import resolve_precision
 from .settings import EvalSettings

@@ -19,7 +19,7 @@ from ..registry import build_method
 from ..hashing import sha256_file
 from .code_state import git_state, read_code_history
 from .evaluate import score_split
-from .records import Provenance, build_record, store_all
+from .record_builder import Provenance, build_record, store_all
 from .settings import eval_settings
 from .selection import BEST_META, BEST_WEIGHTS
 from .checkpoint_files import load_checkpoint, load_method_weights, read_run_meta

@@ -26,7 +26,7 @@ from .checkpoint_files import load_checkpoint
 from .precision import resolve_precision
 from .code_state import git_state
 from .evaluate import score_split
-from .records import Provenance, build_record, store_all, train_data_facts
+from .record_builder import Provenance, build_record, store_all, train_data_facts
 from .settings import eval_settings
 
 RELEASED_CONFIG_FILES = ("configs.yaml",)  # IRRA/FMFA utils/iotools.py save_train_configs, beside best*.pth

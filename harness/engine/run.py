@@ -14,7 +14,7 @@ from ..data.split_checks import require_eval_split, require_split_images
 from .. import weights_ledger
 from .code_state import git_state
 from .evaluate import score_split
-from .records import Provenance, build_record, code_environment, store_all, train_data_facts
+from .record_builder import Provenance, build_record, code_environment, store_all, train_data_facts
 from .selection import hold_out_val
 from .settings import TrainSettings, train_settings
 from .train import seeded_method, train, work_dir_for

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .. import atomic
-from ..data.records import Splits
+from ..data.splits import Splits
 from ..errors import ConfigError
 from .checkpoint_files import write_digest
 from .hooks import ValHook

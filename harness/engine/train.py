@@ -15,7 +15,7 @@ from mmengine.runner import Runner, set_random_seed
 from .. import atomic
 from ..config import run_name, to_plain
 from ..data.loading import TrainPairs, collate_pairs
-from ..data.records import EvalSet, Splits
+from ..data.splits import EvalSet, Splits
 from ..evaluation import summarise
 from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mmengine checkpoints)
 from .checkpoint_files import resume_point

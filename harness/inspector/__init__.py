@@ -11,7 +11,7 @@ import numpy as np
 from .. import atomic
 from .breakdown import breakdowns, to_csv
 from .load import InspectError, Inspected, load_record, same_queries
-from .page import query_block, render
+from .page import page_html, query_block
 from .thumbs import Thumbnails
 
 DEFAULT_SHOWN = 10
@@ -106,7 +106,7 @@ def inspect_records(record: str | Path, data_root: str | Path | None, out: str |
         sections.append(("vs-b", f"B at rank 1, A not ({nb})", "".join(pair(q) for q in b_only) or
                          '<p class="note">none</p>'))
         shown += len(a_only) + len(b_only)
-    page = render(records, sections, tables, thumbs)
+    page = page_html(records, sections, tables, thumbs)
     out = Path(out) if out else Path("inspect") / a.folder.name
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out / "index.html", page)

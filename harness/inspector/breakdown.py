@@ -80,7 +80,7 @@ def breakdowns(r: Inspected, data_root: Path | None, resamples: int = 1000) -> l
 def synth_people(r: Inspected, data_root: Path | None) -> dict[int, dict] | None:
     """{identity id: generated attributes} on the built-in data, else None. ``synth`` writes them next to
     its annotations (``attributes.json``, identity id = position + 1); ``synth3c`` draws its identities
-    first from ``default_rng(seed + 10000)`` (harness/data/synth/build.py), so they are drawn again here
+    first from ``default_rng(seed + 10000)`` (harness/data/synth/generate.py), so they are drawn again here
     from the seed and ``xdomain_ids`` in the record's config."""
     name = r.record.get("eval_dataset")
     if name == "synth":

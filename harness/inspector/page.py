@@ -84,7 +84,7 @@ def summary(r: Inspected) -> str:
             f"<td>{e(vals)}</td></tr>")
 
 
-def render(records: list[Inspected], sections: list[tuple[str, str, str]], tables: list[tuple[str, list]],
+def page_html(records: list[Inspected], sections: list[tuple[str, str, str]], tables: list[tuple[str, list]],
            thumbs: Thumbnails) -> str:
     """``sections``: (element id, heading, body HTML) in page order, built by the caller."""
     rows = "".join(summary(r) for r in records)

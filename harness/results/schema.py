@@ -219,7 +219,7 @@ def validate_record(rec) -> dict:
 
 
 def query_ids_sha256(pids, keys) -> str:
-    """The fingerprint's hash of the ordered (identity, query key) pairs (harness/engine/records.py)."""
+    """The fingerprint's hash of the ordered (identity, query key) pairs (harness/engine/record_builder.py)."""
     blob = "\n".join(f"{pid}\t{key}" for pid, key in zip(pids.tolist(), keys.tolist()))
     return hashlib.sha256(blob.encode()).hexdigest()
 

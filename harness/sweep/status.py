@@ -134,7 +134,7 @@ def active(statuses: list[JobStatus]) -> bool:
     return any(s.state in ("pending", "requeued", "running") for s in statuses)
 
 
-def render(folder: SweepFolder, data: dict, statuses: list[JobStatus]) -> str:
+def status_table(folder: SweepFolder, data: dict, statuses: list[JobStatus]) -> str:
     rows = [[s.job_id, s.method, s.dataset, s.seed, s.state, s.record or (s.error or s.log)] for s in statuses]
     counts = {}
     for s in statuses:

@@ -16,7 +16,7 @@ from .folder import SweepFolder
 from .grid import JobSpec, finished_records, store_records
 from .job import SweepJob
 from .options import JobResources
-from .status import PENDING, RUNNING, active, job_status, local_alive, render, squeue_states, sweep_status
+from .status import PENDING, RUNNING, active, job_status, local_alive, squeue_states, status_table, sweep_status
 
 log = logging.getLogger("harness")
 
@@ -213,7 +213,7 @@ def run_sweep(folder: SweepFolder, specs: list[JobSpec], executor: str, res: Job
         if wait:
             wait_for(folder)
     data, statuses = sweep_status(folder)
-    print(render(folder, data, statuses))
+    print(status_table(folder, data, statuses))
     if executor == "slurm" and not wait:
         return 0
     return 0 if all(s.state == "done" for s in statuses) else 1

@@ -33,7 +33,7 @@ RELEASED_SETTINGS = (
                     "CLIP ViT '{v[0]}' at {v[1][0]}x{v[1][1]} + Linear to {v[2]}, CLIP's ln_pre, no drop-path",
                     "method.vision"),
     ReleasedSetting("text-preset", lambda m: (m.text_encoder.num_layers, m.text_encoder.hidden_size,
-                                              m.text_encoder.max_length), (12, 768, 100),
+                                              m.text_encoder.context_length), (12, 768, 100),
                     "bert-base-uncased (12 x 768; model/text_feature_extract.py:68-69), token ids cut at 100 "
                     "(data/dataset.py:69-76, option/options.py:49 caption_length_max)",
                     "BERT " + "'{m.presets[text]}' ({v[0]} x {v[1]}), {v[2]} tokens", "method.text"),

@@ -5,7 +5,7 @@ _base_ = ["../../../harness/configs/runtime.py"]
 method = dict(
     type="lgur",
     vision=dict(type="clip", preset="ViT-B-16", image_size=(384, 128), checkpoint=None),
-    text=dict(type="bert", path=None, preset="base", max_length=100),
+    text=dict(type="bert", path=None, preset="base", context_length=100),
     dim=384,
     dict_size=400,
     num_prototypes=6,

@@ -19,7 +19,7 @@ def _c(name_or_rgb, light, rng, jitter=12):
     return tuple(int(np.clip(v * light + rng.integers(-jitter, jitter + 1), 0, 255)) for v in rgb)
 
 
-def render(person: Person, rng: np.random.Generator, domain: str = "a", size=(96, 48)) -> Image.Image:
+def draw_person(person: Person, rng: np.random.Generator, domain: str = "a", size=(96, 48)) -> Image.Image:
     """Render one view of ``person``: position, scale, bag side and lighting vary per call."""
     H, W = size
     d = DOMAINS[domain]

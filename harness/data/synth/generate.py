@@ -23,7 +23,7 @@ from ...errors import ConfigError
 from ..formats import CUHKPEDES, AnnotationDataset, UFine3C
 from .attributes import sample_identities
 from .captions import STYLES
-from .render import render
+from .draw import draw_person
 
 DEFAULTS = dict(seed=0, train_ids=500, val_ids=50, test_ids=100, images_per_id=4, captions_per_image=2,
                 image_size=(96, 48), xdomain_ids=100)
@@ -84,7 +84,7 @@ def build_synth(cache: Path | None = None, **overrides) -> Path:
             folder.mkdir(exist_ok=True)
             for k in range(p["images_per_id"]):
                 rel = f"{split}/{idx + 1:05d}_{k}.png"
-                render(person, rng, "a", tuple(p["image_size"])).save(root / "imgs" / rel)
+                draw_person(person, rng, "a", tuple(p["image_size"])).save(root / "imgs" / rel)
                 caps = [STYLES["a"](person, rng) for _ in range(p["captions_per_image"])]
                 recs.append({"split": split, "captions": caps, "file_path": rel, "id": idx + 1,
                              "processed_tokens": [c.lower().split() for c in caps]})
@@ -109,7 +109,7 @@ def build_synth3c(cache: Path | None = None, **overrides) -> Path:
                 domain = "a" if k % 2 == 0 else "b"
                 n_img += 1
                 rel = f"images/{n_img}.jpg"
-                render(person, rng, domain, tuple(p["image_size"])).save(root / rel, quality=92)
+                draw_person(person, rng, domain, tuple(p["image_size"])).save(root / rel, quality=92)
                 caps = [STYLES[s](person, rng) for s in ("a", "b", "b")]
                 recs.append({"id": pid, "source": f"synth-{domain}", "split": "test", "file_path": rel,
                              "captions": caps})

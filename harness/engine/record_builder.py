@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import __version__, weights_ledger
 from ..config import config_hash, to_plain
-from ..data.records import EvalSet, Splits
+from ..data.splits import EvalSet, Splits
 from ..evaluation import summarise
 from ..hashing import sha256_file
 from ..provenance import environment as _environment

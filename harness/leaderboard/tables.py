@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 from ..errors import HarnessError
 from ..results.store import read_stores
-from . import DEFAULT_ALPHA, DEFAULT_RESAMPLES, latex, output, render
+from . import DEFAULT_ALPHA, DEFAULT_RESAMPLES, html_page, latex, output
 from .compare import below_best, pairwise, seed_averaged_scores
 from .rows import plugin_source, Row, group_rows, label_rows, usable_records
 
@@ -257,9 +257,9 @@ def build_leaderboards(results_dir="results", out="leaderboards", resamples: int
             md += ["Pairwise comparisons (* = significant after Holm over the table):", "",
                    _md(comp_rows, COMP_HEADERS), ""]
             files[f"{t.slug}_comparisons.csv"] = t.comp.to_csv(index=False).encode()
-        sections.append(render.table_section(t, rows, comp_rows, COMP_HEADERS, PROV_HEADERS))
+        sections.append(html_page.table_section(t, rows, comp_rows, COMP_HEADERS, PROV_HEADERS))
     if not_ranked:
         md += ["## Not ranked", ""] + [f"- {md_escape(line)}" for line in not_ranked] + [""]
     files["README.md"] = ("\n".join(md) + "\n").encode()
-    files["index.html"] = render.page(summary, render.legend(resamples, alpha), sections, not_ranked).encode()
+    files["index.html"] = html_page.page(summary, html_page.legend(resamples, alpha), sections, not_ranked).encode()
     return output.commit(plan, files)
