@@ -180,3 +180,28 @@ def test_the_layer_check_sees_an_upward_import(tmp_path):
     fake["harness.engine.y"].write_text("")
     (edge,) = _all_imports(fake)
     assert edge == ("harness.data.x", "harness.engine.y") and _group(edge[1])[0] > _group(edge[0])[0]
+
+
+# `raise ValueError` left in the code: each is caught where it is raised and turned into a one-line typed
+# error naming the file or record, or marks a bug (the CLI's "internal error"). Bad input from a config, a
+# file or the command line raises a HarnessError subclass instead (exit 2, one line).
+VALUE_ERRORS_ALLOWED = {
+    "harness/config.py": 1,  # _build: caught by _literal, the value stays text
+    "harness/data/formats.py": 5,  # image-path checks, caught and reported as AnnotationError with the record
+    "harness/leaderboard/output.py": 3,  # two caught as "not a leaderboard manifest"; one a bug (names are ours)
+    "harness/inspector/thumbs.py": 1,  # caught: the thumbnail is listed as not shown
+    "harness/evaluation/ranking.py": 1,  # a query without a positive: the eval set builder never makes one
+    "harness/engine/model.py": 1,  # mmengine asked the training wrapper to predict: a bug
+    "methods/ivt/model.py": 1,  # views per sample disagree with the method's own image_spec: a bug
+}
+
+
+def test_value_errors_are_only_internal():
+    found = {}
+    for path in sorted([*PKG.rglob("*.py"), *(ROOT / "methods").rglob("*.py")]):
+        tree = ast.parse(path.read_text())
+        n = sum(1 for node in ast.walk(tree) if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+                and getattr(node.exc.func, "id", None) == "ValueError")
+        if n:
+            found[path.relative_to(ROOT).as_posix()] = n
+    assert found == VALUE_ERRORS_ALLOWED

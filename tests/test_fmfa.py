@@ -52,7 +52,7 @@ def test_loss_weights_scale_the_named_terms_and_unknown_names_are_refused():
     plain, weighted = losses(), losses(id=0.5, asdm=2.0)
     assert torch.allclose(weighted["id_loss"], 0.5 * plain["id_loss"])
     assert torch.allclose(weighted["sdm_loss"], 2.0 * plain["sdm_loss"])
-    with pytest.raises(ValueError, match="not on: \\['mlm'\\]"):
+    with pytest.raises(ConfigError, match="not on: \\['mlm'\\]"):
         FMFA(num_classes=4, encoder=TINY, losses=("asdm", "id"), loss_weights=dict(mlm=0.5))
     with pytest.raises(ConfigError, match="method.loss_weights.id_loss: no such loss"):
         FMFA.validate_config(dict(losses=["asdm", "id"], loss_weights=dict(id_loss=0.5)))
@@ -149,7 +149,7 @@ def test_loss_falls_when_overfitting_one_batch():
 def test_unknown_config_key_is_rejected():
     with pytest.raises(TypeError, match="unexpected config keys"):
         FMFA(num_classes=4, encoder=TINY, not_a_key=1)
-    with pytest.raises(ValueError, match="unknown FMFA loss"):
+    with pytest.raises(ConfigError, match="unknown FMFA loss"):
         FMFA(num_classes=4, encoder=TINY, losses=("sdm", "bogus"))
     with pytest.raises(ConfigError, match="needs a 'clip' encoder; the config's encoder type is 'bert'"):
         FMFA(num_classes=4, encoder=dict(TINY, type="bert"))

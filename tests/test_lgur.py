@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+from harness.errors import ConfigError
+
 from tipr_methods.lgur import LGUR
 from tipr_methods.lgur.modules import (RANK_TEXT_ANCHORS, BiLSTMHead, CrossAttentionLayer, ranking_loss,
                                        semi_hard_ranking_loss)
@@ -66,7 +68,7 @@ def test_text_anchor_switch_changes_only_the_column_hinge():
     # row anchor 0 picks column 1 (hinge 0.2); column anchor 1 picks row 0 on S^T, and its hinge is
     # taken on S[1, 0] = 0 as released (0) or on S^T[1, 0] = 0.8 when corrected (0.2)
     assert abs(released - 0.2) < 1e-6 and abs(corrected - 0.4) < 1e-6
-    with pytest.raises(ValueError, match="rank_text_anchor"):
+    with pytest.raises(ConfigError, match="rank_text_anchor"):
         LGUR(num_classes=4, rank_text_anchor="true", **SMALL)
 
 
@@ -86,7 +88,7 @@ def test_shapes_test_embedding_and_gradients():
 
 
 def test_needs_classes():
-    with pytest.raises(ValueError, match="num_classes"):
+    with pytest.raises(ConfigError, match="num_classes"):
         LGUR(num_classes=0, **SMALL)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from harness.api import ConfigError
+
 from ..irra.losses import id_loss, itc_loss, mask_tokens, mlm_loss, sdm_directions  # noqa: F401
 
 
@@ -24,7 +26,7 @@ def sdm_loss(image_feats, text_feats, pids, logit_scale: float, epsilon: float =
     detach_weight: stop the gradient through w (the released code lets it flow; the paper does not say).
     """
     if asdm not in ("off", "code", "paper"):
-        raise ValueError(f"asdm must be off|code|paper, got {asdm!r}")
+        raise ConfigError(f"method.asdm_mode must be off|code|paper, got {asdm!r}")
     out = 0.0
     for d in sdm_directions(image_feats, text_feats, pids, logit_scale, epsilon):
         if asdm == "off":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.api import Deviation
+from harness.api import ConfigError, Deviation
 
 from ..irra import IRRA
 from ..irra.deviations import PRECISION
@@ -51,7 +51,7 @@ class FMFA(IRRA):
                  **kwargs):
         unknown = set(losses) - set(LOSSES)
         if unknown:
-            raise ValueError(f"unknown FMFA loss names {sorted(unknown)}")
+            raise ConfigError(f"method.losses: unknown FMFA loss names {sorted(unknown)}")
         check_margins(efa_margins, losses)
         super().__init__(num_classes=num_classes, encoder=encoder, losses=losses, **kwargs)
         self.asdm_mode, self.asdm_alpha, self.asdm_detach_weight = asdm_mode, asdm_alpha, asdm_detach_weight

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from harness.api import (CLIPDualEncoder, Deviation, ImageSpec, QuickGELU, RetrievalMethod, build_encoder,
+from harness.api import (CLIPDualEncoder, ConfigError, Deviation, ImageSpec, QuickGELU, RetrievalMethod, build_encoder,
                          clip_transformer, init_clip_transformer)
 
 from . import checks
@@ -50,7 +50,7 @@ class IRRA(CLIPDualEncoder, RetrievalMethod):
         super().__init__(num_classes=num_classes, **kwargs)
         unknown = set(losses) - set(self.LOSSES)
         if unknown:
-            raise ValueError(f"unknown {type(self).__name__} loss names {sorted(unknown)}")
+            raise ConfigError(f"method.losses: unknown {type(self).__name__} loss names {sorted(unknown)}")
         self.encoder = build_encoder(encoder, "clip")
         d = self.encoder.embed_dim
         self.losses = tuple(losses)
@@ -61,10 +61,10 @@ class IRRA(CLIPDualEncoder, RetrievalMethod):
         self.loss_weights = dict(loss_weights or {})
         unweighted = set(self.loss_weights) - set(self.losses)
         if unweighted:
-            raise ValueError(f"loss_weights names losses that are not on: {sorted(unweighted)}")
+            raise ConfigError(f"method.loss_weights names losses that are not on: {sorted(unweighted)}")
         if "id" in self.losses:
             if num_classes <= 0:
-                raise ValueError("the ID loss needs num_classes > 0")
+                raise ConfigError("method.losses: the ID loss needs training identities (num_classes > 0)")
             self.classifier = nn.Linear(d, num_classes)  # model/build.py:21-24
             nn.init.normal_(self.classifier.weight, std=0.001)
             nn.init.zeros_(self.classifier.bias)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from harness.api import ConfigError
+
 
 def cmpm_loss(image_feats: torch.Tensor, text_feats: torch.Tensor, pids: torch.Tensor,
               target_norm: str = "l2", eps: float = 1e-8) -> torch.Tensor:
@@ -19,7 +21,7 @@ def cmpm_loss(image_feats: torch.Tensor, text_feats: torch.Tensor, pids: torch.T
     elif target_norm == "l1":
         q = labels / labels.sum(dim=1, keepdim=True)
     else:
-        raise ValueError(f"target_norm must be 'l2' or 'l1', got {target_norm!r}")
+        raise ConfigError(f"method.cmpm_target_norm must be 'l2' or 'l1', got {target_norm!r}")
     i2t = image_feats @ F.normalize(text_feats, dim=1).t()
     t2i = text_feats @ F.normalize(image_feats, dim=1).t()
 

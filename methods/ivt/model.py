@@ -209,7 +209,7 @@ class IVT(RetrievalMethod):
         super().__init__(num_classes=num_classes, **kwargs)
         bad = set(levels) - set(LEVELS)
         if bad or not levels:
-            raise ValueError(f"levels must be a non-empty subset of {LEVELS}, got {list(levels)}")
+            raise ConfigError(f"method.levels must be a non-empty subset of {LEVELS}, got {list(levels)}")
         clip = build_encoder(vision, "clip")
         bert = build_encoder(text, "bert")
         tower = clip.vision_tower()

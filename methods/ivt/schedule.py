@@ -20,6 +20,8 @@ import math
 from mmengine.optim import _ParamScheduler  # the base mmengine documents for custom schedulers (override _get_value)
 from mmengine.registry import PARAM_SCHEDULERS
 
+from harness.api import ConfigError
+
 
 @PARAM_SCHEDULERS.register_module()
 class IVTCosineLR(_ParamScheduler):
@@ -37,9 +39,9 @@ class IVTCosineLR(_ParamScheduler):
                  begin: int = 0, end: int | None = None, last_step: int = -1, by_epoch: bool = True,
                  verbose: bool = False):
         if not by_epoch:
-            raise ValueError("IVTCosineLR is stepped per epoch (by_epoch=True), as the released scheduler is")
+            raise ConfigError("IVTCosineLR is stepped per epoch (by_epoch=True), as the released scheduler is")
         if end is None:
-            raise ValueError("IVTCosineLR needs a finite end (the cosine period); use end='max_epochs' in the config")
+            raise ConfigError("IVTCosineLR needs a finite end (the cosine period); use end='max_epochs' in the config")
         inner = getattr(optimizer, "optimizer", optimizer)  # an mmengine OptimWrapper or a torch optimizer
         base = inner.defaults["lr"]
         self.warmup_epochs, self.period = int(warmup_epochs), end - begin

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, build_encoder, config_value
+from harness.api import ConfigError, Deviation, ImageSpec, ReleasedSetting, RetrievalMethod, build_encoder, config_value
 
 from .published import PUBLISHED
 from .modules import RANK_TEXT_ANCHORS, BiLSTMHead, CrossAttentionDecoder, semi_hard_ranking_loss
@@ -158,9 +158,9 @@ class LGUR(RetrievalMethod):
                  augment: dict | None = None, **kwargs):
         super().__init__(num_classes=num_classes, **kwargs)
         if num_classes <= 0:
-            raise ValueError("LGUR's per-prototype ID heads need num_classes > 0")
+            raise ConfigError("LGUR's per-prototype ID heads need training identities (num_classes > 0)")
         if rank_text_anchor not in RANK_TEXT_ANCHORS:
-            raise ValueError(f"rank_text_anchor must be one of {RANK_TEXT_ANCHORS}, got {rank_text_anchor!r}")
+            raise ConfigError(f"method.rank_text_anchor must be one of {RANK_TEXT_ANCHORS}, got {rank_text_anchor!r}")
         clip = build_encoder(vision, "clip")
         # the vision tower's parts only (the CLIP text tower is not used)
         tower = clip.vision_tower()

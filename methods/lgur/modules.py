@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from harness.api import ConfigError
+
 
 class CrossAttentionLayer(nn.Module):
     """Queries attend to a memory; no self-attention among queries; ONE LayerNorm for both sides."""
@@ -95,7 +97,7 @@ def ranking_loss(s: torch.Tensor, pids: torch.Tensor, margin: float = 0.3, text_
     another row-anchor term. ``"corrected"`` takes it on ``s.T[anchor, negative]``.
     """
     if text_anchor not in RANK_TEXT_ANCHORS:
-        raise ValueError(f"text_anchor must be one of {RANK_TEXT_ANCHORS}, got {text_anchor!r}")
+        raise ConfigError(f"method.rank_text_anchor must be one of {RANK_TEXT_ANCHORS}, got {text_anchor!r}")
     other = pids[:, None] != pids[None, :]
     total = s.new_zeros(())
     for sim, hinge_on in ((s, s), (s.t(), s if text_anchor == "released" else s.t())):
