@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import HarnessError
+from .errors import HarnessError, one_line
 from .leaderboard import DEFAULT_ALPHA, DEFAULT_RESAMPLES
 
 
@@ -336,7 +336,7 @@ def _handle(args) -> int:
     except HarnessError as exc:
         if args.verbose:
             raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # an environment fault (full disk, read-only HOME or cache): the path, not a bug
         from .outputs import ENVIRONMENT_ERRNOS, describe_os_error
@@ -358,13 +358,11 @@ def _handle(args) -> int:
 
 
 def _internal(exc: BaseException) -> int:
-    print(f"internal error: {type(exc).__name__}: {_one_line(exc)} (this is a bug in the harness or a plugin; "
+    print(f"internal error: {type(exc).__name__}: {one_line(exc)} (this is a bug in the harness or a plugin; "
           "run with -v for the traceback)", file=sys.stderr)
     return 1
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 
 
 def _show(v) -> str:
@@ -191,7 +191,7 @@ def _dry_build_scheduler(key: str, s: Mapping, epochs: int) -> None:
     try:
         PARAM_SCHEDULERS.build(dict(s, optimizer=opt))
     except (ConfigError, TypeError, ValueError, KeyError, AssertionError) as exc:
-        raise ConfigError(f"{key} ({s['type']}): {' '.join(str(exc).split())}") from None
+        raise ConfigError(f"{key} ({s['type']}): {one_line(exc)}") from None
 
 
 def _check_typed(key: str, node) -> None:

@@ -1,6 +1,11 @@
 """Error types that name the file and field at fault, so the CLI can print one clear line."""
 
 
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's message folded onto one line (cut at ``limit`` characters), or its type's name."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__
+
+
 class HarnessError(Exception):
     """Base class for errors the CLI reports without a traceback (exit code 2)."""
 

@@ -10,6 +10,7 @@ from mmengine.dist import get_dist_info
 from torch.utils.data import Sampler
 
 from ..errors import ConfigError
+from .loading import sample_seed
 
 
 class IdentitySampler(Sampler):
@@ -40,7 +41,8 @@ class IdentitySampler(Sampler):
 
     def batches(self) -> list[list[int]]:
         """This epoch's batches over all ranks, each P identities x K items."""
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        # the harness's one seed mixing (data.loading.sample_seed): one stream per epoch, its (seed, 0, epoch) element
+        g = torch.Generator().manual_seed(sample_seed(self.seed, 0, self.epoch))
         groups = {}
         for pid, idx in self.by_pid.items():
             if len(idx) < self.k:

@@ -23,7 +23,7 @@ from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
 from .. import atomic
-from ..errors import CheckpointError, OutputError
+from ..errors import CheckpointError, OutputError, one_line
 from ..hashing import sha256_file
 from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mmengine checkpoints)
 
@@ -72,7 +72,7 @@ def load_checkpoint(path: str | Path) -> dict:
     except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, zipfile.BadZipFile, OSError, KeyError,
             AttributeError, TypeError, IndexError, UnicodeDecodeError, MemoryError) as exc:
         why = ("weights-only unpickling refused its contents" if isinstance(exc, pickle.UnpicklingError)
-               else " ".join(str(exc).split()).split(". ")[0][:160] or type(exc).__name__)
+               else one_line(exc).split(". ")[0][:160])
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {why}); it may be "
                               "truncated or not a .pth written by `harness run`") from None
     if not isinstance(state, dict):
@@ -90,7 +90,7 @@ def load_method_weights(method, state: dict, path: Path) -> None:
         missing, unexpected = method.load_state_dict(sd, strict=False)
     except (RuntimeError, KeyError, AssertionError, ValueError, IndexError) as exc:
         raise CheckpointError(f"{path}: weights do not fit the method of its run folder "
-                              f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+                              f"({type(exc).__name__}: {one_line(exc, 200)})") from None
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the method "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -200,7 +200,7 @@ class HarnessCheckpointHook(CheckpointHook):
             path = Path(self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step)))
             path.unlink(missing_ok=True)  # never leave a half-written checkpoint for a resume to trip on
             free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
-            raise OutputError(f"{path}: cannot write the checkpoint ({' '.join(str(exc).split())[:120]}; "
+            raise OutputError(f"{path}: cannot write the checkpoint ({one_line(exc, 120)}; "
                               f"{free / 2**20:.0f} MiB free there); free some space and rerun: it resumes from "
                               "the previous checkpoint") from None
         finally:

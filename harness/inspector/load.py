@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import HarnessError
+from ..errors import HarnessError, one_line
 
 RETRIEVALS = "retrievals.npz"  # written by harness.results.store when the evaluation kept a top-k
 
@@ -58,7 +58,7 @@ def _npz(path: Path, folder: Path) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise InspectError(f"{path}: unreadable ({' '.join(str(exc).split())})") from None
+        raise InspectError(f"{path}: unreadable ({one_line(exc)})") from None
 
 
 def load_record(folder: str | Path) -> Inspected:
