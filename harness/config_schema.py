@@ -321,7 +321,7 @@ def check_encoder(key: str, cfg, encoder_cls, kind: str) -> None:
     check_keys(key, {k: v for k, v in cfg.items() if k != "type"}, params)
     if cfg.get("type", kind) != kind:
         raise ConfigError(f"{key}.type must be '{kind}', got {_show(cfg.get('type'))}")
-    presets = getattr(inspect.getmodule(encoder_cls), "PRESETS", None)
+    presets = encoder_cls.PRESETS
     for name, value in cfg.items():
         k = f"{key}.{name}"
         if name == "preset":

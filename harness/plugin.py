@@ -7,7 +7,7 @@ checkpoints and the results store, so every method is scored by the same code.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -241,6 +241,19 @@ class CaptionRule:
         for w in words[: self.max_words]:
             pos = caption.index(w, pos) + len(w)
         return caption[:caption.index(words[self.max_words], pos)]
+
+
+class SharedEncoder:
+    """What the harness reads of a shared encoder (``harness.encoders``, registered in ``ENCODERS``): the
+    keyword naming its pretrained weights, the presets it accepts, the one it built, and the files it loaded."""
+
+    WEIGHTS_KEY: ClassVar[str] = "checkpoint"  # its constructor keyword naming the pretrained file or folder
+    PRESETS: ClassVar[Mapping[str, Any]] = {}  # the names its ``preset`` keyword accepts (empty: any string)
+    preset: str  # the preset it was built with
+
+    def weight_provenance(self) -> list[dict]:
+        """Every pretrained file it loaded ({path, sha256, format}); [] when its weights are random."""
+        raise NotImplementedError
 
 
 class DatasetPlugin:

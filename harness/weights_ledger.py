@@ -14,6 +14,8 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .plugin import SharedEncoder
+
 _active: contextvars.ContextVar[Ledger | None] = contextvars.ContextVar("tipr_weights_ledger", default=None)
 _by_method: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -78,14 +80,14 @@ def recording(method_cfg: Mapping | None):
 
 def record_encoder(enc_cfg, kind: str, encoder, weights_key: str, asked_random: bool, builder: str) -> dict:
     """Write the entry for one built encoder into the active ledger (if any) and return it."""
-    report = getattr(encoder, "weight_provenance", None)
-    if not callable(report):
+    if not isinstance(encoder, SharedEncoder):
         from .errors import HarnessError
-        raise HarnessError(f"encoder '{kind}' ({builder}) does not report what it loaded (no weight_provenance())")
-    files = [dict(f) for f in report()]
+        raise HarnessError(f"encoder '{kind}' ({builder}) is not a harness.plugin.SharedEncoder: the ledger cannot "
+                           "tell what it loaded")
+    files = [dict(f) for f in encoder.weight_provenance()]
     ledger = _active.get()
     entry = dict(key=ledger.locate(enc_cfg) if ledger else None, encoder=kind, weights_key=weights_key,
-                 preset=getattr(encoder, "preset", None), random=not files,
+                 preset=encoder.preset, random=not files,
                  random_on_purpose=bool(asked_random and not files), files=files, builder=builder)
     if ledger is not None:
         ledger.entries.append(entry)
@@ -105,12 +107,10 @@ def ledger_of(method) -> Ledger:
         return ledger
     ledger = Ledger()
     for mod in method.modules():
-        report = getattr(mod, "weight_provenance", None)
-        if mod is not method and callable(report):
-            files = [dict(f) for f in report()]
-            ledger.entries.append(dict(key=None, encoder=type(mod).__name__,
-                                       weights_key=getattr(mod, "WEIGHTS_KEY", None),
-                                       preset=getattr(mod, "preset", None), random=not files,
+        if mod is not method and isinstance(mod, SharedEncoder):
+            files = [dict(f) for f in mod.weight_provenance()]
+            ledger.entries.append(dict(key=None, encoder=type(mod).__name__, weights_key=mod.WEIGHTS_KEY,
+                                       preset=mod.preset, random=not files,
                                        random_on_purpose=False, files=files, builder=type(mod).__module__))
     return ledger
 

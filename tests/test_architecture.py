@@ -119,8 +119,9 @@ def test_non_editable_install_resolves_every_method_and_dataset_config(tmp_path)
 # functions count too: a lazy import is still a dependency.
 LAYERS = [
     ["harness", "harness.errors", "harness.hashing", "harness.names", "harness.atomic"],  # harness: __version__
-    ["harness.released", "harness.evaluation", "harness.outputs", "harness.weights_ledger", "harness.schedulers"],
-    ["harness.plugin"],  # the contracts a method or dataset plugin fulfils
+    ["harness.released", "harness.evaluation", "harness.outputs", "harness.schedulers"],
+    ["harness.plugin"],  # the contracts of a method, a dataset and a shared encoder
+    ["harness.weights_ledger"],
     ["harness.registry"],
     ["harness.encoders", "harness.config_schema", "harness.provenance"],
     ["harness.config", "harness.scaffold"],

@@ -14,6 +14,7 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 from .. import atomic
 from ..errors import HarnessError
 from ..hashing import sha256_file
+from ..plugin import SharedEncoder
 from ..registry import ENCODERS
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -110,7 +111,7 @@ def folder_files(folder: Path) -> list[Path]:
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
 
 
-class BertEncoder(nn.Module):
+class BertEncoder(SharedEncoder, nn.Module):
     """``tokenize(captions)`` -> dict of tensors; ``forward(ids, mask)`` -> last hidden states [B, L, H].
 
     Args:

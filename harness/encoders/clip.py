@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError, HarnessError
 from ..hashing import sha256_file
+from ..plugin import SharedEncoder
 from ..registry import ENCODERS
 
 PRESETS = {
@@ -72,7 +73,7 @@ class VisionTower(NamedTuple):
         return self.patch_embed.out_channels
 
 
-class CLIPEncoder(nn.Module):
+class CLIPEncoder(SharedEncoder, nn.Module):
     """Wraps an open_clip ``CLIP`` and exposes token-level encoders plus its tokenizer.
 
     Args:
@@ -85,6 +86,7 @@ class CLIPEncoder(nn.Module):
     """
 
     WEIGHTS_KEY = "checkpoint"  # the keyword naming its pretrained file (the weights ledger names it)
+    PRESETS = PRESETS
 
     def __init__(self, preset: str = "tiny", image_size=(384, 128), context_length: int = 77,
                  checkpoint: str | None = None, quick_gelu: bool | None = None):

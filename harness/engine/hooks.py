@@ -14,9 +14,7 @@ class DatasetEpochHook(Hook):
     """Seeds per-sample augmentation with the epoch, so a resumed run reproduces the same batches."""
 
     def before_train_epoch(self, runner):
-        ds = runner.train_dataloader.dataset
-        if hasattr(ds, "set_epoch"):
-            ds.set_epoch(runner.epoch)
+        runner.train_dataloader.dataset.set_epoch(runner.epoch)  # always the harness's TrainPairs
 
 
 class ValHook(Hook):
