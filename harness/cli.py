@@ -174,7 +174,7 @@ def _add_leaderboard(sub):
 
 
 def cmd_leaderboard(a):
-    from .leaderboard.build import build_leaderboards
+    from .leaderboard.tables import build_leaderboards
 
     if a.resamples < 99:
         raise HarnessError(f"--resamples {a.resamples}: use at least 99 (p-values are multiples of 1/(resamples+1))")

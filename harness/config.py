@@ -1,41 +1,40 @@
-"""Config resolution: dataset defaults <- method chain (default, or method x dataset file) <- command line.
+"""Config resolution: one mmengine ``_base_`` chain (``harness.config_chain``) whose roots inherit the
+runtime and dataset defaults, then the command line's overrides (``--dataset``, ``--cfg-options``).
 
-All files are mmengine Python configs. The dataset config is merged by the harness rather than
-reached through a relative ``_base_`` path, because its location differs between a source checkout
-(``datasets/``) and an installed wheel (``harness/dataset_configs/``). Unknown keys are rejected with
-the file and key named.
+Order, lowest first: ``harness/configs/runtime.py``, ``datasets/<name>.py``, the method's chain
+(``methods/<m>/configs/<dataset>.py`` when it exists, else ``default.py``; or ``--config FILE``), the
+overrides. Every value is then type- and range-checked, with the file and key named.
 """
 from __future__ import annotations
 
 import hashlib
-import re
 import json
 from pathlib import Path
 
 from mmengine.config import Config, ConfigDict
 
+from .config_chain import RUNTIME_CONFIG, read_chain  # noqa: F401  (RUNTIME_CONFIG: read by tests and tools)
 from .config_schema import check_encoder_slots, check_method_encoders, encoder_slots, validate_values
-from .errors import ConfigError, HarnessError
+from .errors import ConfigError, HarnessError, one_line
 from .registry import get_method_class
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RUNTIME_CONFIG = Path(__file__).resolve().parent / "configs" / "runtime.py"
-
-
-def _dataset_file(name: str) -> dict:
-    """Everything ``datasets/<name>.py`` sets (its ``dataset`` section, ``cross_domain``, ...); {} without one."""
-    dfile = dataset_config_dir() / f"{name}.py"
-    return _fromfile(dfile, implicit_base=False).to_dict() if dfile.is_file() else {}
 
 
 def dataset_defaults(name: str) -> dict:
     """The ``dataset`` section of ``datasets/<name>.py`` (``{"type": name}`` when there is no such file)."""
-    return dict(_dataset_file(name).get("dataset", {}), type=name)
+    dfile = dataset_config_dir() / f"{name}.py"
+    if not dfile.is_file():
+        return dict(type=name)
+    try:
+        section = Config.fromfile(str(dfile)).to_dict().get("dataset", {})
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(f"{dfile}: cannot parse config: {one_line(exc)}") from None
+    return dict(section, type=name)
 
 
 def method_config_dir(method: str) -> Path:
-    cls = get_method_class(method)
-    d = cls.config_dir
+    d = get_method_class(method).config_dir
     if d is None or not Path(d).is_dir():
         raise HarnessError(f"method '{method}' has no config_dir (set <class>.config_dir to its configs folder)")
     return Path(d)
@@ -56,24 +55,28 @@ def dataset_config_dir() -> Path:
     return REPO_ROOT / "datasets"
 
 
+def _defaults_for(dataset: str | None) -> list[Path]:
+    dfile = dataset_config_dir() / f"{dataset}.py" if dataset else None
+    return [RUNTIME_CONFIG] + ([dfile] if dfile is not None and dfile.is_file() else [])
+
+
 def load_config(method: str | None = None, dataset: str | None = None, config: str | None = None,
                 options: dict | None = None) -> Config:
     if config:
-        chain = _fromfile(Path(config))
-        if dataset:  # `--config my_variant.py --dataset icfg`: a variant file run on a chosen dataset
-            chain.merge_from_dict(dict(dataset=dict(type=dataset)))
-        dataset = chain.get("dataset", {}).get("type")
+        entry = Path(config)
+        if not entry.is_file():
+            raise HarnessError(f"config file not found: {entry}")
+        chosen = dataset or read_chain(entry, [RUNTIME_CONFIG]).get("dataset", {}).get("type")
     else:
         if not method or not dataset:
             raise HarnessError("give --config, or both --method and --dataset")
         mdir = method_config_dir(method)
-        combo = mdir / f"{dataset}.py"
-        chain = _fromfile(combo if combo.is_file() else mdir / "default.py")
-    defaults = _dataset_file(dataset) if dataset else {}
-    defaults.setdefault("dataset", dict(type=dataset) if dataset else {})
-    # the method chain (a method x dataset file in particular) overrides the dataset defaults
-    cfg = Config(defaults)
-    cfg.merge_from_dict(chain.to_dict())
+        entry = mdir / f"{dataset}.py" if (mdir / f"{dataset}.py").is_file() else mdir / "default.py"
+        chosen = dataset
+    cfg = read_chain(entry, _defaults_for(chosen))
+    if dataset:  # `--dataset D` (with a method, or a --config variant run on D)
+        cfg.merge_from_dict(dict(dataset=dict(type=dataset)))
+    where = config or f"{method} x {dataset}"
     slots = encoder_slots(cfg.to_dict().get("method", {}))
     if options:
         try:
@@ -83,41 +86,9 @@ def load_config(method: str | None = None, dataset: str | None = None, config: s
         try:
             check_encoder_slots(slots, cfg.to_dict().get("method", {}))
         except ConfigError as exc:
-            raise ConfigError(f"{config or f'{method} x {dataset}'}: {exc}") from None
-    validate(cfg, config or f"{method} x {dataset}")
+            raise ConfigError(f"{where}: {exc}") from None
+    validate(cfg, where)
     return cfg
-
-
-def _fromfile(path: Path, implicit_base: bool = True) -> Config:
-    """Read a config. A method config chain that never reaches the harness runtime defaults (a
-    third-party plugin cannot know where the harness is installed) gets them as its root ``_base_``."""
-    if not path.is_file():
-        raise HarnessError(f"config file not found: {path}")
-    try:
-        cfg = Config.fromfile(str(path))
-        if implicit_base and "seed" not in cfg:
-            cfg = _fromfile_with_runtime_root(path)
-        return cfg
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ConfigError(f"{path}: cannot parse config: {exc}") from None
-
-
-def _fromfile_with_runtime_root(path: Path) -> Config:
-    """Copy the config folder, give every file without ``_base_`` the runtime config as its base, load
-    the copy: ``_base_`` inheritance (``_delete_`` included) then behaves as if written that way."""
-    import shutil
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "configs"
-        shutil.copytree(path.parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
-        for f in copy.rglob("*.py"):
-            text = f.read_text()
-            if not re.search(r"^_base_\s*=", text, re.M):
-                f.write_text(f"_base_ = [{str(RUNTIME_CONFIG)!r}]\n" + text)
-        return Config.fromfile(str(copy / path.name))
 
 
 def validate(cfg: Config, where: str) -> None:

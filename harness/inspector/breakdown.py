@@ -101,7 +101,7 @@ def synth_people(r: Inspected, data_root: Path | None) -> dict[int, dict] | None
         if ds is None:
             return None
         from ..data.synth.attributes import sample_identities
-        from ..data.synth.build import DEFAULTS
+        from ..data.synth.generate import DEFAULTS
 
         seed, n = ds.get("seed", DEFAULTS["seed"]), ds.get("xdomain_ids", DEFAULTS["xdomain_ids"])
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (seed, n)) or not 0 < n <= 100_000:

@@ -23,7 +23,7 @@ log = logging.getLogger("harness")
 
 def rebuild_leaderboards(results_dir: str, out: str, resamples: int) -> list[str]:
     """The sweep's last step (also the body of the SLURM leaderboard job)."""
-    from ..leaderboard.build import build_leaderboards
+    from ..leaderboard.tables import build_leaderboards
 
     if not store_records(results_dir):
         print(f"no records in {results_dir}: leaderboards not built", flush=True)

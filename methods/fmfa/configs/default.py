@@ -1,5 +1,5 @@
 # FMFA as released (yinhao1102/FMFA@d0a3403 defaults; see methods/fmfa/README.md).
-_base_ = ["../../../harness/configs/runtime.py"]
+# No _base_: the harness gives this chain the runtime and dataset defaults as its root (harness/config_chain.py).
 
 method = dict(
     type="fmfa",

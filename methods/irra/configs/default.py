@@ -1,5 +1,5 @@
 # IRRA as released (anosorae/IRRA@cfc2378 run_irra.sh + utils/options.py; see methods/irra/README.md).
-_base_ = ["../../../harness/configs/runtime.py"]
+# No _base_: the harness gives this chain the runtime and dataset defaults as its root (harness/config_chain.py).
 
 method = dict(
     type="irra",

@@ -1,6 +1,6 @@
 # IVT fine-tuning as released (PersonRetrieval-IVT train_cuhkpedes_gpu.py / train_icfg_gpu.py): CUHK-PEDES, ICFG-PEDES.
 # Real weights: --cfg-options method.vision.checkpoint=/path/ViT-B-16.pt method.text.path=/path/bert-base-uncased
-_base_ = ["../../../harness/configs/runtime.py"]
+# No _base_: the harness gives this chain the runtime and dataset defaults as its root (harness/config_chain.py).
 
 method = dict(
     type="ivt",

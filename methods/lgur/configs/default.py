@@ -1,6 +1,6 @@
 # LGUR as released (train_mydecoder_pixelvit_txtimg_3_bert.py): CUHK-PEDES and ICFG-PEDES.
 # Real weights: --cfg-options method.vision.checkpoint=/path/ViT-B-16.pt method.text.path=/path/bert-base-uncased
-_base_ = ["../../../harness/configs/runtime.py"]
+# No _base_: the harness gives this chain the runtime and dataset defaults as its root (harness/config_chain.py).
 
 method = dict(
     type="lgur",
