@@ -85,7 +85,8 @@ class {cls}(CLIPDualEncoder, RetrievalMethod):
         return dict(temperature=self.temperature, encoder=self.encoder.preset)
 '''
 
-DEFAULT_CFG = '''# {cls} defaults. No _base_: the harness adds its runtime defaults (seed, optimiser, schedule, eval).
+DEFAULT_CFG = '''# {cls} defaults. No _base_: the harness gives the chain's root the runtime defaults (seed, optimiser,
+# schedule, eval) and the dataset's defaults (harness/config_chain.py).
 method = dict(
     type="{name}",
     encoder=dict(type="clip", preset="ViT-B-16", image_size=(384, 128), context_length=77, checkpoint=None),
@@ -95,7 +96,7 @@ train = dict(epochs=60, batch_size=64)
 '''
 
 SYNTH_CFG = '''# {cls} on the harness' built-in synthetic dataset: tiny encoder, a few CPU minutes.
-_base_ = ["./default.py"]  # the harness merges its own synth dataset config (dataset, cross_domain) underneath
+_base_ = ["./default.py"]  # the synth dataset config (dataset, cross_domain) comes in at the chain's root
 
 method = dict(encoder=dict(preset="tiny", image_size=(64, 32), context_length=48))
 train = dict(epochs=6, batch_size=64, cache_images=True)

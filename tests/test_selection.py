@@ -44,3 +44,14 @@ def test_val_split_holds_out_training_identities_on_a_dataset_without_val(tmp_pa
     counts = rec["train_fingerprint"]["counts"]
     assert counts["val"]["ids"] == 2 and counts["train"]["ids"] == 8 and rec["selection"]["rule"] == "val"
     assert any("held out" in n for n in rec["data_notes"])
+
+
+def test_runner_checkpoint_keys_carry_the_prefix_eval_strips():
+    """``harness eval`` strips METHOD_KEY_PREFIX from a Runner checkpoint's keys: the prefix is HarnessModel's."""
+    from harness.config import load_config
+    from harness.engine.model import METHOD_KEY_PREFIX, HarnessModel, method_of
+    from harness.registry import build_method
+
+    method = build_method(load_config("irra", "synth").method, 4)
+    model = HarnessModel(method)
+    assert all(k.startswith(METHOD_KEY_PREFIX) for k in model.state_dict()) and method_of(model) is method

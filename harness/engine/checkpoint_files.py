@@ -25,6 +25,7 @@ from mmengine.registry import HOOKS
 from .. import atomic
 from ..errors import CheckpointError, OutputError, one_line
 from ..hashing import sha256_file
+from .model import METHOD_KEY_PREFIX
 from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mmengine checkpoints)
 
 SUFFIX = ".sha256"
@@ -85,7 +86,7 @@ def load_method_weights(method, state: dict, path: Path) -> None:
     sd = state.get("state_dict", state)
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{path}: has no state_dict of tensors; not a method checkpoint")
-    sd = {str(k).removeprefix("module.").removeprefix("method."): v for k, v in sd.items()}
+    sd = {str(k).removeprefix("module.").removeprefix(METHOD_KEY_PREFIX): v for k, v in sd.items()}
     try:
         missing, unexpected = method.load_state_dict(sd, strict=False)
     except (RuntimeError, KeyError, AssertionError, ValueError, IndexError) as exc:

@@ -10,6 +10,9 @@ from ..data.loading import sample_seed
 from ..errors import TrainingDivergedError
 
 
+METHOD_KEY_PREFIX = "method."  # state-dict keys of a Runner checkpoint: HarnessModel holds the method as `.method`
+
+
 def method_of(model) -> torch.nn.Module:
     """The method inside the Runner's model, whether DDP wraps it (``.module``) or not: the one unwrap."""
     return getattr(model, "module", model).method
