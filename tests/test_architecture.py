@@ -123,7 +123,7 @@ LAYERS = [
     ["harness.plugin"],  # the contracts of a method, a dataset and a shared encoder
     ["harness.weights_ledger"],
     ["harness.registry"],
-    ["harness.encoders", "harness.config_schema", "harness.provenance"],
+    ["harness.encoders", "harness.config_schema", "harness.config_chain", "harness.provenance"],
     ["harness.config", "harness.scaffold"],
     ["harness.data"],
     ["harness.api"],  # the one module plugins import
@@ -136,7 +136,8 @@ LAYERS = [
 
 
 def _group(mod: str) -> tuple[int, str]:
-    best = max(((i, g) for i, layer in enumerate(LAYERS) for g in layer if mod == g or mod.startswith(g + ".")),
+    best = max(((i, g) for i, layer in enumerate(LAYERS) for g in layer  # "harness" is the package face only
+                if mod == g or (g != "harness" and mod.startswith(g + "."))),
                key=lambda x: len(x[1]), default=None)
     assert best is not None, f"{mod} is in no layer: add it to LAYERS in {__file__}"
     return best
