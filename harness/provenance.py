@@ -106,10 +106,14 @@ def combined_sha256(entries: list[dict]) -> str | None:
     return hashlib.sha256("".join(f"{k}={v}\n" for k, v in hashes).encode()).hexdigest()
 
 
-def environment(method, ledger) -> dict:
-    """The record fields: ``plugins``, ``plugin_source_sha256``, ``library_versions``, ``torch_threads``."""
+def code_environment(method) -> dict:
+    """The record fields ``plugins`` (distribution, version, source sha256), ``plugin_source_sha256``,
+    ``library_versions`` and ``torch_threads``; ``harness run`` takes them when the model is built, before
+    training, as it takes ``git_state()``."""
     import torch
 
-    entries = plugins(method, ledger)
+    from . import weights_ledger
+
+    entries = plugins(method, weights_ledger.ledger_of(method))
     return dict(plugins=entries, plugin_source_sha256=combined_sha256(entries), library_versions=library_versions(),
                 torch_threads=torch.get_num_threads())

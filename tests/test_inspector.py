@@ -15,7 +15,7 @@ from conftest import make_records, write_image
 from harness.cli import main
 from harness.data.splits import EvalSet
 from harness.engine.evaluate import retrieval_arrays
-from harness.engine.record_builder import dataset_fingerprint, query_keys
+from harness.data.fingerprint import dataset_fingerprint, query_keys
 from harness.evaluation import evaluate_similarity, summarise
 from harness.evaluation.ranking import top_k
 from harness.inspector import disagreements, inspect_records, load_record, worst

@@ -19,7 +19,7 @@ from ..registry import build_method
 from ..hashing import sha256_file
 from .code_state import git_state, read_code_history
 from .evaluate import score_split
-from .record_builder import Provenance, build_record, store_all
+from .record_builder import Provenance, write_records
 from .settings import eval_settings
 from .selection import BEST_META, BEST_WEIGHTS
 from .checkpoint_files import load_checkpoint, load_method_weights, read_run_meta
@@ -64,4 +64,4 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
                       extra=dict(precision=resolve_precision(settings.amp).describe(),
                                  code_history=read_code_history(ckpt.parent)), code=code)
     scored = score_split(method, splits, records, split, settings)
-    return store_all(ResultsStore(results_dir or cfg.results_dir), [build_record(prov, method, scored)])
+    return write_records(ResultsStore(results_dir or cfg.results_dir), prov, method, [scored])

@@ -1,13 +1,22 @@
-"""Adapts a ``RetrievalMethod`` to mmengine's ``BaseModel`` (forward in 'loss' mode only)."""
+"""The method as training holds it: built under the run's seed, and adapted to mmengine's ``BaseModel``
+(forward in 'loss' mode only)."""
 from __future__ import annotations
 
 import math
+import os
+from typing import TYPE_CHECKING
 
 import torch
 from mmengine.model import BaseModel
+from mmengine.runner import set_random_seed
 
 from ..data.loading import sample_seed
+from ..data.splits import Splits
 from ..errors import TrainingDivergedError
+from ..registry import build_method
+
+if TYPE_CHECKING:
+    from .settings import TrainSettings
 
 
 METHOD_KEY_PREFIX = "method."  # state-dict keys of a Runner checkpoint: HarnessModel holds the method as `.method`
@@ -48,3 +57,10 @@ class HarnessModel(BaseModel):
     def init_weights(self):
         """The method initialises its own weights when built (and loads checkpoints itself); mmengine's
         version would only write one 'initialised by ...' note per parameter into the log."""
+
+
+def seeded_method(cfg, settings: TrainSettings, splits: Splits):
+    """The configured method, its weights initialised under the run's seed (before the Runner exists)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    set_random_seed(settings.seed, deterministic=settings.deterministic)
+    return build_method(cfg.method, len({r.pid for r in splits.train}))

@@ -8,7 +8,6 @@ code. Only what happened is written: the selection rule and epoch are the ones t
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +16,9 @@ import numpy as np
 
 from .. import __version__, weights_ledger
 from ..config import config_hash, to_plain
-from ..data.splits import EvalSet, Splits
 from ..evaluation import summarise
-from ..hashing import sha256_file
-from ..provenance import environment as _environment
+from ..data.fingerprint import dataset_fingerprint, query_keys
+from ..provenance import code_environment
 from ..plugin import declared_deviations
 from ..results import ResultsStore
 from ..results.labels import record_display
@@ -29,48 +27,12 @@ from .evaluate import Scored, retrieval_arrays
 log = logging.getLogger("harness")
 
 
-def query_keys(ev: EvalSet) -> list[str]:
-    """A stable id per query, in evaluation order: gallery image path and caption number within it."""
-    seen: dict[int, int] = {}
-    keys = []
-    for img in ev.query_image_index:
-        k = seen.get(img, 0)
-        seen[img] = k + 1
-        keys.append(f"{ev.gallery_paths[img]}#{k}")
-    return keys
-
-
-def dataset_fingerprint(splits: Splits, ev: EvalSet | None = None) -> dict:
-    """What identifies the data behind a number: the annotation file's sha256, per-split counts and,
-    for an evaluation set, the sha256 of its ordered query ids (two records are paired-comparable only
-    when those agree)."""
-    fp = dict(name=splits.name, annotation_sha256=sha256_file(splits.annotation_file), counts=splits.counts())
-    if ev is not None:
-        blob = "\n".join(f"{pid}\t{key}" for pid, key in zip(ev.query_pids, query_keys(ev)))
-        fp.update(num_queries=len(ev.query_captions), num_gallery=len(ev.gallery_paths),
-                  query_ids_sha256=hashlib.sha256(blob.encode()).hexdigest())
-    return fp
-
-
-def weight_provenance(method) -> list[dict] | str:
-    """Every pretrained file the method's encoders loaded ({path, sha256, format}), or 'random-init' when
-    every part is random: the flat view of the weights ledger (``weights_ledger`` has it per part)."""
-    ledger = weights_ledger.ledger_of(method)
-    return "random-init" if ledger.is_random() else ledger.files()
-
-
 def weights_record(method) -> dict:
     """The record fields on weights: ``weights_ledger`` (one entry per encoder part: config key, files
     with sha256 and format, or random and whether asked for) and its flat ``encoder_weights`` view."""
     ledger = weights_ledger.ledger_of(method)
     return dict(weights_ledger=[dict(e) for e in ledger.entries],
                 encoder_weights="random-init" if ledger.is_random() else ledger.files())
-
-
-def code_environment(method) -> dict:
-    """Plugins (distribution, version, source sha256), library versions and torch threads; ``harness run``
-    takes it when the model is built, before training, as it takes ``git_state()``."""
-    return _environment(method, weights_ledger.ledger_of(method))
 
 
 @dataclass
@@ -99,12 +61,6 @@ class Provenance:
                     **(self.extra if "plugins" in self.extra else dict(self.extra, **code_environment(method))))
 
 
-def train_data_facts(splits: Splits) -> dict:
-    """What a record says about the training data; saved in the work dir so `harness eval` can repeat it."""
-    return dict(dataset=splits.name, fingerprint=dataset_fingerprint(splits), notes=list(splits.notes),
-                skipped=dict(splits.skipped), stats=dict(splits.stats))
-
-
 def build_record(prov: Provenance, method, scored: Scored) -> tuple[dict, dict]:
     """The record of one scored split and its per-query arrays, not yet stored."""
     splits, ev, pq = scored.splits, scored.eval_set, scored.per_query
@@ -128,7 +84,8 @@ def build_record(prov: Provenance, method, scored: Scored) -> tuple[dict, dict]:
     return rec, per_query
 
 
-def store_all(store: ResultsStore, results: list[tuple[dict, dict]]) -> list[Path]:
-    """Write records only once every evaluation of the job has succeeded: a failure in the last one
+def write_records(store: ResultsStore, prov: Provenance, method, scored: list[Scored]) -> list[Path]:
+    """One record per scored split, written only once all of them are built: a failure in the last one
     leaves the store as it was (each record folder is itself written atomically)."""
+    results = [build_record(prov, method, s) for s in scored]
     return [store.write(rec, pq) for rec, pq in results]

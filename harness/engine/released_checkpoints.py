@@ -26,7 +26,8 @@ from .checkpoint_files import load_checkpoint
 from .precision import resolve_precision
 from .code_state import git_state
 from .evaluate import score_split
-from .record_builder import Provenance, build_record, store_all, train_data_facts
+from ..data.fingerprint import train_data_facts
+from .record_builder import Provenance, write_records
 from .settings import eval_settings
 
 RELEASED_CONFIG_FILES = ("configs.yaml",)  # IRRA/FMFA utils/iotools.py save_train_configs, beside best*.pth
@@ -122,7 +123,7 @@ def evaluate_released(name: str, checkpoint: str, dataset: str, data_root: str |
                       extra=dict(precision=resolve_precision(settings.amp).describe(),
                                  code_history=None, released=released), code=code)
     scored = score_split(method, splits, records, split, settings)
-    return store_all(ResultsStore(results_dir or cfg.results_dir), [build_record(prov, method, scored)])
+    return write_records(ResultsStore(results_dir or cfg.results_dir), prov, method, [scored])
 
 
 def _credit_released_file(method, ckpt: Path, sha: str, name: str) -> None:

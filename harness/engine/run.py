@@ -14,10 +14,13 @@ from ..data.split_checks import require_eval_split, require_split_images
 from .. import weights_ledger
 from .code_state import git_state
 from .evaluate import score_split
-from .record_builder import Provenance, build_record, code_environment, store_all, train_data_facts
+from ..data.fingerprint import train_data_facts
+from ..provenance import code_environment
+from .model import seeded_method
+from .record_builder import Provenance, write_records
 from .selection import hold_out_val
 from .settings import TrainSettings, train_settings
-from .train import seeded_method, train, work_dir_for
+from .train import train, work_dir_for
 
 
 def require_pretrained_parts(method, cfg, dataset_name: str) -> None:
@@ -86,5 +89,4 @@ def run_job(cfg, data_root: str | None = None, work_dir: str | None = None, resu
                                  world_size=get_world_size(), precision=trained.precision,
                                  code_history=trained.code_history, schedule_fit=settings.schedule_fit,
                                  **environment), code=code)
-    return store_all(ResultsStore(results_dir or cfg.results_dir), [build_record(prov, trained.method, s)
-                                                                    for s in scored])
+    return write_records(ResultsStore(results_dir or cfg.results_dir), prov, trained.method, scored)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import torch
 from mmengine.dist import is_main_process
 from mmengine.config import Config
-from mmengine.runner import Runner, set_random_seed
+from mmengine.runner import Runner
 
 from .. import atomic
 from ..config import run_name, to_plain
@@ -20,7 +19,6 @@ from ..evaluation import summarise
 from . import checkpoint_compat  # noqa: F401  (torch weights_only loading of mmengine checkpoints)
 from .checkpoint_files import resume_point
 from ..outputs import check_free_space, checkpoint_bytes
-from ..registry import build_method
 from .evaluate import evaluate_method
 from .hooks import DatasetEpochHook, ProgressBarHook, ValHook
 from .model import HarnessModel, method_of
@@ -75,13 +73,6 @@ def _val_hooks(settings: TrainSettings, splits: Splits) -> list:
     score = lambda m: summarise(evaluate_method(m, val, progress=False, **settings.eval.encode_options()))  # noqa: E731
     hook = BestValHook if settings.selection == "val" else ValHook
     return [hook(score, interval=settings.eval_interval or 1)]
-
-
-def seeded_method(cfg, settings: TrainSettings, splits: Splits):
-    """The configured method, its weights initialised under the run's seed (before the Runner exists)."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    set_random_seed(settings.seed, deterministic=settings.deterministic)
-    return build_method(cfg.method, len({r.pid for r in splits.train}))
 
 
 def train(cfg, settings: TrainSettings, splits: Splits, train_data: dict, method, work_dir: Path, resume: bool = True,
