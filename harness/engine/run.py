@@ -1,21 +1,22 @@
-"""``harness run``: resolve the data, build the method, train, then score the test split and every
-cross-domain set, one results record each. Each step lives in its own module; this one only orders them."""
+"""``harness run``: settings, data, method, training, scoring, records -- one results record per evaluation
+set (the test split and every cross-domain set). Each step lives in its own module, entered once from
+``run_job``; this one only orders them and holds the checks that need data and config together."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from mmengine.dist import get_world_size, is_main_process
 
+from .. import weights_ledger
+from ..data.fingerprint import train_data_facts
 from ..data.overlap import check_split_overlap
-from ..errors import ConfigError, HarnessError
-from ..results import ResultsStore
 from ..data.resolve import is_generated, resolve_dataset
 from ..data.split_checks import require_eval_split, require_split_images
-from .. import weights_ledger
+from ..errors import ConfigError, HarnessError
+from ..provenance import code_environment
+from ..results import ResultsStore
 from .code_state import git_state
 from .evaluate import score_split
-from ..data.fingerprint import train_data_facts
-from ..provenance import code_environment
 from .model import seeded_method
 from .record_builder import Provenance, write_records
 from .selection import hold_out_val
