@@ -79,6 +79,11 @@ DAMAGE = {
         context_length=50)), "weights do not fit the method of its run folder"),
     "other class count": (True, lambda p: _meta(p.parent, lambda m: m.update(num_classes=101)),
                           "size mismatch for classifier.weight"),
+    # the stored config is validated as a loaded one is: the file and the key are named
+    "config value edited": (True, lambda p: _meta(p.parent, lambda m: m["config"]["train"].update(amp="fp32")),
+                            "harness_config.json: train.amp must be one of"),
+    "config key of an older harness": (True, lambda p: _meta(p.parent, lambda m: m["config"]["train"].update(
+        old_key=1)), "harness_config.json: unknown config key"),
 }
 
 
