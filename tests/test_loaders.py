@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader
 
 from harness.config import load_config
 from harness.data.loading import TrainPairs, collate_pairs
+from harness.engine.precision import Precision
 from harness.engine.settings import EvalSettings, LoaderSettings, train_settings
 from harness.data.resolve import resolve_dataset as load_dataset
 from harness.errors import ConfigError
@@ -27,8 +28,9 @@ def test_defaults_resolve_for_a_machine_without_cuda():
     settings = train_settings(cfg)
     assert settings.loader == LoaderSettings(num_workers=0, pin_memory=False, persistent_workers=False,
                                              drop_last=False)
-    assert settings.eval == EvalSettings(batch_size=256, chunk_size=512, num_workers=0, pin_memory=False, amp="off",
-                                         store_topk=10)
+    assert settings.eval == EvalSettings(batch_size=256, chunk_size=512, num_workers=0, pin_memory=False,
+                                         precision=Precision("off", "cpu"), store_topk=10)
+    assert settings.precision is settings.eval.precision  # train.amp resolved once, for both
     assert train_settings(_cfg(num_workers=2)).loader == LoaderSettings(num_workers=2, pin_memory=False,
                                                                         persistent_workers=True, drop_last=False)
 

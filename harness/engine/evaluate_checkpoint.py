@@ -12,7 +12,6 @@ from ..config import dataset_defaults, validate
 from ..errors import HarnessError
 from ..results import ResultsStore
 from . import checkpoint_compat  # noqa: F401
-from .precision import resolve_precision
 from ..data.resolve import resolve_dataset
 from ..data.split_checks import require_eval_split, require_split_images
 from ..registry import build_method
@@ -61,7 +60,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: str | None = N
     prov = Provenance("eval", cfg, int(cfg.seed), meta["train_data"],
                       checkpoint=dict(path=str(ckpt), sha256=sha256_file(ckpt), epoch=epoch),
                       selection=dict(rule="given", selected_epoch=epoch),
-                      extra=dict(precision=resolve_precision(settings.amp).describe(),
+                      extra=dict(precision=settings.precision.describe(),
                                  code_history=read_code_history(ckpt.parent)), code=code)
     scored = score_split(method, splits, records, split, settings)
     return write_records(ResultsStore(results_dir or cfg.results_dir), prov, method, [scored])

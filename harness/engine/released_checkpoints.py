@@ -12,21 +12,19 @@ from pathlib import Path
 
 import torch
 
-from ..config import dataset_defaults, load_config
-from ..errors import ConfigError
-from ..hashing import sha256_file
-from ..released import check_fits, released_state_dict
-from ..registry import get_method_class
-from ..results import ResultsStore
 from .. import weights_ledger
+from ..config import dataset_defaults, load_config
+from ..data.fingerprint import train_data_facts
 from ..data.resolve import resolve_dataset
 from ..data.split_checks import require_eval_split, require_split_images
-from ..registry import build_method
+from ..errors import ConfigError
+from ..hashing import sha256_file
+from ..registry import build_method, get_method_class
+from ..released import check_fits, released_state_dict
+from ..results import ResultsStore
 from .checkpoint_files import load_checkpoint
-from .precision import resolve_precision
 from .code_state import git_state
 from .evaluate import score_split
-from ..data.fingerprint import train_data_facts
 from .record_builder import Provenance, write_records
 from .settings import eval_settings
 
@@ -120,7 +118,7 @@ def evaluate_released(name: str, checkpoint: str, dataset: str, data_root: str |
                       checkpoint=dict(path=str(ckpt), sha256=sha, epoch=epoch),
                       selection=dict(rule="released", selected_epoch=epoch,
                                      released_rule=layout.training.get("selection")),
-                      extra=dict(precision=resolve_precision(settings.amp).describe(),
+                      extra=dict(precision=settings.precision.describe(),
                                  code_history=None, released=released), code=code)
     scored = score_split(method, splits, records, split, settings)
     return write_records(ResultsStore(results_dir or cfg.results_dir), prov, method, [scored])

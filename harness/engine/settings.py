@@ -8,7 +8,7 @@ epochs (each change a line in the log and in the record's ``schedule_fit``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -26,17 +26,17 @@ DEFAULT_STORE_TOPK = 10
 class EvalSettings:
     """How an evaluation split is encoded and ranked, and how much of each ranking a record keeps."""
 
-    batch_size: int = 256
-    chunk_size: int = 512
-    num_workers: int = 0
-    pin_memory: bool = False
-    amp: str = "off"
-    store_topk: int = 0  # retrieved gallery items kept per query (``eval.store_topk``; 0: none)
+    batch_size: int
+    chunk_size: int
+    num_workers: int
+    pin_memory: bool
+    precision: Precision  # ``train.amp`` on this machine: training and evaluation encoding share it
+    store_topk: int  # retrieved gallery items kept per query (``eval.store_topk``; 0: none)
 
     def encode_options(self) -> dict:
         """Keywords of ``evaluate.evaluate_method`` other than ``topk``."""
         return dict(batch_size=self.batch_size, chunk_size=self.chunk_size, num_workers=self.num_workers,
-                    pin_memory=self.pin_memory, amp=self.amp)
+                    pin_memory=self.pin_memory, amp=self.precision.amp)
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,14 @@ class TrainSettings:
     max_keep_ckpts: int
     log_interval: int
     cache_images: bool
-    precision: Precision
+    precision: Precision  # the same as ``eval.precision``
     loader: LoaderSettings
     sampler: dict  # mmengine sampler config
     visualizer: dict  # mmengine visualizer config
     optim_wrapper: dict  # mmengine optim_wrapper config, at the precision
     schedulers: list[dict]  # param_scheduler fitted to ``epochs``
-    schedule_fit: list[str] = field(default_factory=list)  # what the fitting changed (the record says it)
-    eval: EvalSettings = field(default_factory=EvalSettings)
+    schedule_fit: list[str]  # what the fitting changed (the record says it)
+    eval: EvalSettings
 
 
 def _pinned(cfg) -> bool:
@@ -86,7 +86,7 @@ def eval_settings(cfg) -> EvalSettings:
     ev = cfg.eval
     return EvalSettings(batch_size=int(ev.batch_size), chunk_size=int(ev.chunk_size),
                         num_workers=resolve_workers(ev.get("num_workers", 0)), pin_memory=_pinned(cfg),
-                        amp=resolve_precision(cfg.train.get("amp", "off")).amp,
+                        precision=resolve_precision(cfg.train.get("amp", "off")),
                         store_topk=int(ev.get("store_topk", DEFAULT_STORE_TOPK)))
 
 
@@ -109,7 +109,8 @@ def train_settings(cfg) -> TrainSettings:
     not installed) is a one-line ConfigError here, before any data is read or folder made."""
     tr = cfg.train
     seed, epochs = int(cfg.seed), int(tr.epochs)
-    precision = resolve_precision(tr.get("amp", "off"))
+    evaluation = eval_settings(cfg)
+    precision = evaluation.precision
     workers = resolve_workers(tr.get("num_workers", 0))
     loader = LoaderSettings(num_workers=workers, pin_memory=_pinned(cfg),
                             persistent_workers=bool(tr.get("persistent_workers", False)) and workers > 0,
@@ -124,4 +125,4 @@ def train_settings(cfg) -> TrainSettings:
         log_interval=int(tr.log_interval), cache_images=bool(tr.cache_images), precision=precision, loader=loader,
         sampler=sampler_config(tr, seed), visualizer=visualizer_config(bool(tr.get("tensorboard", False))),
         optim_wrapper=precision.optim_wrapper(to_plain(cfg.optim_wrapper)), schedulers=schedulers,
-        schedule_fit=notes, eval=eval_settings(cfg))
+        schedule_fit=notes, eval=evaluation)
