@@ -36,9 +36,9 @@ def fsync(path: str | Path) -> None:
         os.close(fd)
 
 
-def temporary_name(target: Path, tag: str = "") -> Path:
+def temporary_name(target: Path) -> Path:
     """A hidden sibling of ``target`` no other writer picks (pid and a random part)."""
-    return target.with_name(f".{target.name}.tmp-{tag}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 @contextmanager

@@ -44,9 +44,10 @@ def declared_bases(path: Path) -> tuple[list[str], tuple[int, int] | None]:
     return [], None
 
 
-def _chain_files(entry: Path) -> dict[Path, list[Path]]:
-    """Every file of the chain that starts at ``entry``, each with its bases (resolved paths), entry first."""
-    chain: dict[Path, list[Path]] = {}
+def _chain_files(entry: Path) -> dict[Path, tuple[list[Path], tuple[int, int] | None]]:
+    """Every file of the chain that starts at ``entry``, entry first, each with its bases (resolved paths)
+    and the lines of its ``_base_`` statement (None for a root)."""
+    chain: dict[Path, tuple[list[Path], tuple[int, int] | None]] = {}
     todo = [(entry.resolve(), None)]
     while todo:
         f, child = todo.pop()
@@ -54,8 +55,9 @@ def _chain_files(entry: Path) -> dict[Path, list[Path]]:
             continue
         if not f.is_file():
             raise HarnessError(f"config file not found: {f}" + (f" (a _base_ of {child})" if child else ""))
-        bases = [(f.parent / b).resolve() for b in declared_bases(f)[0]]
-        chain[f] = bases
+        written, span = declared_bases(f)
+        bases = [(f.parent / b).resolve() for b in written]
+        chain[f] = bases, span
         todo += [(b, f) for b in reversed(bases)]
     return chain
 
@@ -66,9 +68,8 @@ def read_chain(entry: Path, defaults: list[Path]) -> Config:
     chain = _chain_files(entry)
     names = {f: f"c{i}_{f.name}" for i, f in enumerate(chain)}
     with tempfile.TemporaryDirectory(prefix="tipr-config-") as tmp:
-        for f, bases in chain.items():
+        for f, (bases, span) in chain.items():
             lines = f.read_text().splitlines(keepends=True)
-            _, span = declared_bases(f)
             new = [names[b] for b in bases] if span else [str(d) for d in defaults]
             line = f"_base_ = {new!r}\n"
             if span:
