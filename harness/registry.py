@@ -17,7 +17,7 @@ import warnings
 
 from mmengine.registry import Registry
 
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, HarnessError, UnknownNameError
 from .names import (BUILTIN_ENCODERS, DATASET_ENTRY_POINT_GROUP, ENTRY_POINT_GROUP,  # noqa: F401
                     dataset_entry_points, entry_points_by_name, plugin_entry_points)
 
@@ -126,13 +126,17 @@ def build_encoder(cfg: dict | None, kind: str):
     name = cfg.pop("type", kind)
     if name != kind:
         raise ConfigError(f"this method needs a {kind!r} encoder; the config's encoder type is {name!r}")
+    from .plugin import SharedEncoder
+
     builder = lookup(ENCODERS, kind)
-    asked = dict(cfg)
-    for key in ("checkpoint", "path"):  # 'random': random-init weights asked for on purpose (see engine/run.py)
-        if cfg.get(key) == "random":
-            cfg[key] = None
+    where = f"{builder.__module__}:{builder.__qualname__}"
+    if not (isinstance(builder, type) and issubclass(builder, SharedEncoder)):
+        raise HarnessError(f"encoder '{kind}' ({where}) is not a harness.plugin.SharedEncoder: the weights ledger "
+                           "cannot tell what it loaded")
+    weights_key = builder.WEIGHTS_KEY  # the keyword that names its pretrained weights (each shared encoder declares it)
+    asked_random = cfg.get(weights_key) == "random"  # random-init weights asked for on purpose (see engine/run.py)
+    if asked_random:
+        cfg[weights_key] = None
     encoder = builder(**cfg)
-    weights_key = encoder.WEIGHTS_KEY  # the keyword that names its pretrained weights (each shared encoder declares it)
-    weights_ledger.record_encoder(source, kind, encoder, weights_key, asked.get(weights_key) == "random",
-                                  f"{builder.__module__}:{builder.__qualname__}")
+    weights_ledger.record_encoder(source, kind, encoder, weights_key, asked_random, where)
     return encoder

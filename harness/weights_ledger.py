@@ -79,11 +79,8 @@ def recording(method_cfg: Mapping | None):
 
 
 def record_encoder(enc_cfg, kind: str, encoder, weights_key: str, asked_random: bool, builder: str) -> dict:
-    """Write the entry for one built encoder into the active ledger (if any) and return it."""
-    if not isinstance(encoder, SharedEncoder):
-        from .errors import HarnessError
-        raise HarnessError(f"encoder '{kind}' ({builder}) is not a harness.plugin.SharedEncoder: the ledger cannot "
-                           "tell what it loaded")
+    """Write the entry for one built encoder (a ``SharedEncoder``, checked by ``build_encoder``) into the
+    active ledger (if any) and return it."""
     files = [dict(f) for f in encoder.weight_provenance()]
     ledger = _active.get()
     entry = dict(key=ledger.locate(enc_cfg) if ledger else None, encoder=kind, weights_key=weights_key,

@@ -98,3 +98,28 @@ def test_a_non_square_source_grid_resizes_once_without_error(files, tmp_path):
     assert source_grid(192, (24, 8), tmp_path / "x.pt") == (24, 8)
     assert source_grid(192, (12, 4), tmp_path / "x.pt") == (24, 8)
     assert source_grid(196, (24, 8), tmp_path / "x.pt") == (14, 14)
+
+
+def test_an_encoder_outside_the_shared_encoder_contract_is_refused_before_it_is_built():
+    """The ledger reads ``WEIGHTS_KEY``, ``preset`` and ``weight_provenance()``: a registered encoder that does
+    not declare them (not a ``SharedEncoder``) is one line naming it, and is never constructed."""
+    import pytest
+    from torch import nn
+
+    from harness.errors import HarnessError
+    from harness.registry import ENCODERS, build_encoder
+
+    built = []
+
+    class Bare(nn.Module):
+        def __init__(self, **kw):
+            super().__init__()
+            built.append(kw)
+
+    ENCODERS.register_module(name="bare_probe", module=Bare, force=True)
+    try:
+        with pytest.raises(HarnessError, match="encoder 'bare_probe' .*Bare.* is not a harness.plugin.SharedEncoder"):
+            build_encoder(dict(type="bare_probe"), "bare_probe")
+    finally:
+        ENCODERS.module_dict.pop("bare_probe", None)
+    assert built == []

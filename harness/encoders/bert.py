@@ -111,6 +111,7 @@ def folder_files(folder: Path) -> list[Path]:
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)
 
 
+@ENCODERS.register_module(name="bert")
 class BertEncoder(SharedEncoder, nn.Module):
     """``tokenize(captions)`` -> dict of tensors; ``forward(ids, mask)`` -> last hidden states [B, L, H].
 
@@ -188,8 +189,3 @@ class BertEncoder(SharedEncoder, nn.Module):
         """Each layer's feed-forward pair (hidden -> intermediate, intermediate -> hidden), without BERT's
         activation, dropout and post-LN; the activation is ``hidden_act`` (GELU for bert-base)."""
         return [(layer.intermediate.dense, layer.output.dense) for layer in self.bert.encoder.layer]
-
-
-@ENCODERS.register_module(name="bert")
-def build_bert(**kwargs) -> BertEncoder:
-    return BertEncoder(**kwargs)

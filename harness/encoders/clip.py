@@ -73,6 +73,7 @@ class VisionTower(NamedTuple):
         return self.patch_embed.out_channels
 
 
+@ENCODERS.register_module(name="clip")
 class CLIPEncoder(SharedEncoder, nn.Module):
     """Wraps an open_clip ``CLIP`` and exposes token-level encoders plus its tokenizer.
 
@@ -358,8 +359,3 @@ def _state_dict_activation(sd: dict, path: Path) -> str | None:
             return None
         return "quick_gelu" if cfg.get("quick_gelu", False) else "gelu"
     return None
-
-
-@ENCODERS.register_module(name="clip")
-def build_clip(**kwargs) -> CLIPEncoder:
-    return CLIPEncoder(**kwargs)
