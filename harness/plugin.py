@@ -1,5 +1,6 @@
-"""The method contract: the base class and declarations the core reads from a method (plugins reach
-them through ``harness.api``; the core reads nothing else of a method).
+"""The plugin contracts: what the core reads of a method (``RetrievalMethod`` and its declarations), of a
+dataset (``DatasetPlugin``) and of a shared encoder (``SharedEncoder``); plugins reach them through
+``harness.api``, and the core reads nothing else of them.
 
 A method is an ``nn.Module`` that turns images and captions into embeddings and computes its
 training losses. The harness owns data loading, L2 normalisation, similarity, ranking, metrics,

@@ -177,8 +177,9 @@ def _md(rows, headers) -> str:
 
 def intro(command: str, resamples: int, alpha: float) -> list[str]:
     return [
-        "A row is one method × config variant × encoder weights × kind of record (a training run's own scores, "
-        "or a checkpoint scored by `harness eval`, never averaged together). Its name is the method and the "
+        "A row is one method × config variant × encoder weights × plugin source (the method package's code) × "
+        "kind of record (a training run's own scores, or a checkpoint scored by `harness eval`, never averaged "
+        "together). Its name is the method and the "
         "config keys in which it differed from the method's default config when the record was made (stored "
         "in the record); keys every row of a table shares by construction (`dataset.*`) are left out. A table "
         "holds only rows evaluated on the same queries of the same data (dataset fingerprint) after training "
