@@ -16,15 +16,24 @@ from mmengine.config import Config, ConfigDict
 from .config_chain import RUNTIME_CONFIG, read_chain  # noqa: F401  (RUNTIME_CONFIG: read by tests and tools)
 from .config_schema import check_encoder_slots, check_method_encoders, encoder_slots, validate_values
 from .errors import ConfigError, HarnessError, one_line
-from .registry import get_method_class
+from .registry import get_dataset_class, get_method_class
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def dataset_file(name: str) -> Path | None:
+    """``datasets/<name>.py`` of a *registered* dataset, or None when it has none. The name comes from the
+    command line or a config value, so it is looked up in the registry before it names a file: a value
+    such as ``../../x`` is an unknown dataset, never a path to a Python file outside the folder."""
+    get_dataset_class(name)  # UnknownNameError (one line, the registered names) for anything else
+    dfile = dataset_config_dir() / f"{name}.py"
+    return dfile if dfile.is_file() else None
+
+
 def dataset_defaults(name: str) -> dict:
     """The ``dataset`` section of ``datasets/<name>.py`` (``{"type": name}`` when there is no such file)."""
-    dfile = dataset_config_dir() / f"{name}.py"
-    if not dfile.is_file():
+    dfile = dataset_file(name)
+    if dfile is None:
         return dict(type=name)
     try:
         section = Config.fromfile(str(dfile)).to_dict().get("dataset", {})
@@ -56,8 +65,8 @@ def dataset_config_dir() -> Path:
 
 
 def _defaults_for(dataset: str | None) -> list[Path]:
-    dfile = dataset_config_dir() / f"{dataset}.py" if dataset else None
-    return [RUNTIME_CONFIG] + ([dfile] if dfile is not None and dfile.is_file() else [])
+    dfile = dataset_file(dataset) if dataset else None
+    return [RUNTIME_CONFIG] + ([dfile] if dfile is not None else [])
 
 
 def load_config(method: str | None = None, dataset: str | None = None, config: str | None = None,
@@ -71,6 +80,7 @@ def load_config(method: str | None = None, dataset: str | None = None, config: s
         if not method or not dataset:
             raise HarnessError("give --config, or both --method and --dataset")
         mdir = method_config_dir(method)
+        dataset_file(dataset)  # a registered name before it names the method x dataset file
         entry = mdir / f"{dataset}.py" if (mdir / f"{dataset}.py").is_file() else mdir / "default.py"
         chosen = dataset
     cfg = read_chain(entry, _defaults_for(chosen))
@@ -108,8 +118,6 @@ def validate(cfg: Config, where: str) -> None:
 def check_dataset_keys(key: str, ds: dict) -> None:
     """A dataset section may hold only the keywords its class takes (plus ``type``)."""
     import inspect
-
-    from .registry import get_dataset_class
 
     cls = get_dataset_class(ds["type"])
     params = cls.config_keys or inspect.signature(cls.__init__).parameters

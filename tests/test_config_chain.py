@@ -58,3 +58,28 @@ def test_no_method_config_names_the_runtime_defaults():
     them itself would inherit them twice (mmengine refuses duplicate keys among bases)."""
     for f in (REPO_ROOT / "methods").glob("*/configs/*.py"):
         assert not any("runtime.py" in b or "datasets" in b for b in declared_bases(f)[0]), f
+
+
+def test_a_dataset_name_never_reaches_a_file_outside_the_config_folders(tmp_path):
+    """The dataset name comes from the command line or a config value and names two files (the method x dataset
+    config and ``datasets/<name>.py``): a path-like name is an unknown dataset, and no Python file runs."""
+    import os
+
+    from harness.config import dataset_config_dir, dataset_defaults, method_config_dir
+    from harness.errors import UnknownNameError
+
+    marker = tmp_path / "EXECUTED"
+    (tmp_path / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nseed = 0\n")
+    via_method = os.path.relpath(tmp_path / "evil", method_config_dir("fmfa"))
+    via_datasets = os.path.relpath(tmp_path / "evil", dataset_config_dir())
+    for name in (via_method, via_datasets):
+        with pytest.raises(UnknownNameError, match="unknown dataset"):
+            load_config("fmfa", name)
+        with pytest.raises(UnknownNameError, match="unknown dataset"):
+            dataset_defaults(name)
+    variant = tmp_path / "v.py"  # the name as a config value: the dataset.type of a --config file
+    variant.write_text(f"_base_ = [{str(REPO_ROOT / 'methods' / 'fmfa' / 'configs' / 'default.py')!r}]\n"
+                       f"dataset = dict(type={via_datasets!r})\n")
+    with pytest.raises(UnknownNameError, match="unknown dataset"):
+        load_config(config=str(variant))
+    assert not marker.exists()
